@@ -1,0 +1,53 @@
+"""Collect the maze2d evaluation JSON files in results/ into results/maze2d_table.md (and print it).
+
+The JSON files are written by the commands listed in the table's footer; this script only formats.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+# Diffusion Forcing's reported normalized scores (paper Table 1, with MCG).
+PAPER_DF = {"umaze": 116.7, "medium": 149.4, "large": 159.0, "umaze-multi": 119.1, "medium-multi": 152.3, "large-multi": 167.1}
+TASKS = ["umaze", "medium", "large", "umaze-multi", "medium-multi", "large-multi"]
+
+
+def load(policy: str, task: str) -> dict | None:
+    path = RESULTS / f"{policy}_maze2d-{task}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def main() -> None:
+    lines = [
+        "| task | paper DF | oracle | planner return | planner normalized (± sem) | success | first arrival | planner / oracle |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for task in TASKS:
+        planner, oracle = load("planner", task), load("oracle", task)
+        if planner is None:
+            lines.append(f"| {task} | {PAPER_DF[task]} | {oracle['normalized_score_mean']:.1f} | not measured | | | | |" if oracle else f"| {task} | {PAPER_DF[task]} | | not measured | | | | |")
+            continue
+        ratio = planner["normalized_score_mean"] / oracle["normalized_score_mean"] if oracle else float("nan")
+        lines.append(
+            f"| {task} | {PAPER_DF[task]} | {oracle['normalized_score_mean']:.1f} | {planner['return_mean']:.1f} | "
+            f"{planner['normalized_score_mean']:.1f} ± {planner['normalized_score_sem']:.1f} | {planner['success_rate']:.0%} | "
+            f"{planner['first_reach_mean']:.0f} | {ratio:.2f} |"
+        )
+    lines += [
+        "",
+        "100 episodes each, seed 0, D4RL protocol (300 / 600 / 800 steps), scores normalized with D4RL's single-task",
+        "reference returns also in the multi-goal setting. Made by:",
+        "",
+        "    dfplan eval --env maze2d-TASK [--multi-goal] --episodes 100 --seed 0 --batch-size 100 --json results/planner_maze2d-TASK[-multi].json",
+        "    dfplan eval --env maze2d-TASK [--multi-goal] --policy oracle --episodes 100 --seed 0 --json results/oracle_maze2d-TASK[-multi].json",
+        "    python benchmarks/maze2d_table.py",
+    ]
+    table = "\n".join(lines) + "\n"
+    (RESULTS / "maze2d_table.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

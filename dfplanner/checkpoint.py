@@ -1,0 +1,129 @@
+"""Checkpoints that are safe to load from strangers: safetensors weights plus a JSON description.
+
+`NAME.safetensors` holds tensors only (no pickle, nothing executable); `NAME.json` holds everything
+needed to rebuild the planner's model: architecture, token layout, normalization statistics, noise
+schedule, environment id and training steps. Files are written atomically (temp file, fsync,
+rename), so a run killed at any moment leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from dfplanner.atomic import atomic_output
+from dfplanner.errors import DfplannerError
+from dfplanner.models import build_model
+from dfplanner.noise import NoiseSchedule
+from dfplanner.tokens import Normalizer, TokenLayout
+
+FORMAT_VERSION = 1
+
+
+def write_json(path: Path, data: dict) -> None:
+    with atomic_output(path) as temp:
+        temp.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    with atomic_output(path) as temp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(temp))
+
+
+def read_json(path: Path) -> dict:
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise DfplannerError(f"{path}: file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DfplannerError(f"{path}: not a valid JSON file ({error})") from None
+    if not isinstance(data, dict):
+        raise DfplannerError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise DfplannerError(f"{path}: file not found") from None
+    except (SafetensorError, OSError, ValueError) as error:
+        raise DfplannerError(f"{path}: not a valid safetensors file ({error})") from None
+
+
+@dataclass
+class TrainedModel:
+    """A denoiser with everything needed to turn its tokens into env quantities."""
+
+    model: nn.Module
+    schedule: NoiseSchedule
+    layout: TokenLayout
+    normalizer: Normalizer
+    model_config: dict
+    metadata: dict = field(default_factory=dict)  # env_id, training steps, planner defaults, ...
+
+    @classmethod
+    def create(cls, model_config: dict, schedule: NoiseSchedule, layout: TokenLayout, normalizer: Normalizer, metadata: dict | None = None) -> "TrainedModel":
+        model = build_model(model_config, layout.token_dim, layout.obs_dim, schedule.num_levels)
+        return cls(model, schedule, layout, normalizer, dict(model_config), dict(metadata or {}))
+
+    def description(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": self.model_config,
+            "diffusion": self.schedule.config(),
+            "tokens": self.layout.to_dict(),
+            "normalizer": self.normalizer.to_dict(),
+            **self.metadata,
+        }
+
+    def save(self, stem: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """Write stem.safetensors, then stem.json (weights default to the model's own)."""
+        stem = Path(stem)
+        write_tensors(stem.with_suffix(".safetensors"), state_dict or self.model.state_dict())
+        write_json(stem.with_suffix(".json"), self.description())
+
+
+def checkpoint_paths(path: Path) -> tuple[Path, Path]:
+    """Accept `x.json`, `x.safetensors` or the stem `x`."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+    return stem.with_suffix(".json"), stem.with_suffix(".safetensors")
+
+
+def load_trained_model(path: Path, device: str | torch.device = "cpu") -> TrainedModel:
+    """Rebuild a TrainedModel from a checkpoint, checking format version and weights."""
+    json_path, weights_path = checkpoint_paths(path)
+    if not json_path.exists() and not weights_path.exists():
+        raise DfplannerError(f"{path}: checkpoint not found (expected {json_path.name} and {weights_path.name})")
+    description = read_json(json_path)
+    version = description.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DfplannerError(
+            f"{json_path}: checkpoint format version {version!r} is newer than this dfplanner "
+            f"understands ({FORMAT_VERSION}); upgrade dfplanner"
+        )
+    try:
+        schedule = NoiseSchedule(**description["diffusion"])
+        layout = TokenLayout.from_dict(description["tokens"])
+        normalizer = Normalizer.from_dict(description["normalizer"])
+        model_config = description["model"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise DfplannerError(f"{json_path}: incomplete checkpoint description ({error!r})") from None
+    metadata = {k: v for k, v in description.items() if k not in ("format_version", "model", "diffusion", "tokens", "normalizer")}
+    trained = TrainedModel.create(model_config, schedule, layout, normalizer, metadata)
+    weights = read_tensors(weights_path)
+    try:
+        trained.model.load_state_dict(weights)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise DfplannerError(f"{weights_path}: weights do not match the model in {json_path.name} ({first})") from None
+    trained.model.to(device).eval()
+    return trained

@@ -1,0 +1,249 @@
+"""The ``dfplan`` command line: one function per subcommand, user errors as one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from dfplanner.errors import DfplannerError
+
+if TYPE_CHECKING:
+    from dfplanner.evaluation import Policy
+
+USER_ERROR_EXIT = 2
+DEFAULT_EVAL_ENV = "maze2d-large"
+DEFAULT_POLICY = "planner"
+# Planner settings that `dfplan eval` can override: flag dest -> PlannerSettings / SamplerSettings field
+PLANNER_OVERRIDES = {
+    "guidance_scale": "guidance_scale",
+    "mcg_samples": "mcg_samples",
+    "candidates": "candidates",
+    "guidance_gradient": "guidance_gradient",
+    "schedule": "schedule",
+    "uncertainty": "uncertainty",
+    "sampling_steps": "steps",
+    "horizon": "horizon",
+    "replan_every": "replan_every",
+    "action_mode": "action_mode",
+    "stabilization_level": "stabilization_level",
+    "context_tokens": "context_tokens",
+}
+
+
+def _oracle(args: argparse.Namespace, env_id: str) -> Policy:
+    from dfplanner.evaluation import OraclePolicy
+
+    return OraclePolicy(env_id)
+
+
+def _random(args: argparse.Namespace, env_id: str) -> Policy:
+    from dfplanner.evaluation import RandomPolicy
+
+    return RandomPolicy(seed=args.seed)
+
+
+def _planner(args: argparse.Namespace, env_id: str) -> Policy:
+    from dfplanner.envs.layouts import MAZES
+    from dfplanner.pretrained import load_planner, shipped_checkpoint
+
+    checkpoint = args.checkpoint or shipped_checkpoint(env_id)
+    overrides = {field: getattr(args, dest) for dest, field in PLANNER_OVERRIDES.items()}
+    return load_planner(
+        checkpoint, env_id, device=args.device, seed=args.seed, episode_steps=MAZES[env_id].max_episode_steps, **overrides
+    )
+
+
+# --policy name -> factory(args, env_id) returning a batched Policy (see dfplanner.evaluation.Policy)
+POLICIES: dict[str, Callable[[argparse.Namespace, str], "Policy"]] = {
+    "planner": _planner,
+    "oracle": _oracle,
+    "random": _random,
+}
+
+
+def cmd_data_generate(args: argparse.Namespace) -> None:
+    from dfplanner.generate import generate
+
+    info = generate(args.env, steps=args.steps, seed=args.seed, out=args.out, minari_id=args.minari)
+    print(f"wrote {info['path']}: {info['steps']} steps, {info['targets']} targets reached or timed out, "
+          f"seed {info['seed']}, {info['seconds']:.1f} s")
+    if info["minari_id"]:
+        print(f"wrote Minari dataset {info['minari_id']}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from dfplanner.atomic import atomic_output, check_writable
+    from dfplanner.envs.layouts import resolve_env_id
+    from dfplanner.evaluation import evaluate
+
+    env_id = resolve_env_id(args.env)
+    if args.episodes <= 0:
+        raise DfplannerError(f"--episodes must be positive, got {args.episodes}")
+    for path in (args.json, args.plot):
+        if path:
+            check_writable(path)  # before the run, not after it
+    policy = POLICIES[args.policy](args, env_id)
+    result = evaluate(
+        env_id, policy, args.episodes, seed=args.seed, multi_goal=args.multi_goal, batch_size=args.batch_size,
+        keep_trajectories=bool(args.plot),
+    )
+    if args.plot:
+        _plot(args.plot, env_id, policy, result)
+        print(f"wrote {args.plot}")
+    result.pop("trajectories", None)
+    if args.policy == "planner":
+        result["planner"] = {"checkpoint": str(args.checkpoint or "shipped"), **policy.settings.to_dict()}
+    print(format_summary(result))
+    if args.json:
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.json}")
+
+
+PLOTTED_EPISODES = 4
+
+
+def _plot(path: str, env_id: str, policy, result: dict) -> None:
+    """The last episodes of the run (those whose final plan the planner still holds)."""
+    import numpy as np
+
+    from dfplanner.envs.layouts import MAZES
+    from dfplanner.plotting import plot_episodes
+
+    count = min(PLOTTED_EPISODES, result["episodes"])
+    plan = getattr(policy, "last_plan", None)
+    plans = plan.observations[-count:, :, :2] if plan is not None and plan.observations is not None else None
+    targets = np.array([episode["target"] for episode in result["per_episode"][-count:]])
+    title = f"{env_id} {result['policy']}: normalized {result['normalized_score_mean']:.1f}, success {result['success_rate']:.0%}"
+    plot_episodes(path, MAZES[env_id], result["trajectories"][-count:], targets, plans, title)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from dfplanner.config import load_config
+    from dfplanner.datasets import load_dataset
+    from dfplanner.envs.layouts import resolve_env_id
+    from dfplanner.generate import default_dataset_path, generate
+    from dfplanner.training import Trainer
+
+    env_id = resolve_env_id(args.env)
+    config = load_config(env_id.removesuffix("-v1"), args.config)
+    for key, value in (("steps", args.steps), ("batch_size", args.batch_size), ("save_every", args.save_every)):
+        if value is not None:
+            if value <= 0:
+                raise DfplannerError(f"--{key.replace('_', '-')} must be positive, got {value}")
+            config["training"][key] = value
+    source = args.dataset
+    if source is None:
+        source = default_dataset_path(env_id.removesuffix("-v1"))
+        if not source.exists():
+            print(f"no dataset given and {source} does not exist: generating it")
+            generate(env_id)
+    dataset = load_dataset(source)
+    out = Path(args.out or f"runs/{env_id}")
+    if (out / "train_state.json").exists() and not args.resume:
+        raise DfplannerError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    trainer = Trainer(dataset, config, out, env_id=env_id, device=args.device)
+    if args.resume and trainer.resume():
+        print(f"resuming {out} at step {trainer.step}")
+    print(f"training on {len(dataset)} steps from {source}; {sum(p.numel() for p in trainer.model.parameters())} "
+          f"parameters; batch {config['training']['batch_size']}; checkpoints in {out}")
+    try:
+        trainer.run()
+    except KeyboardInterrupt:
+        print(f"stopped; resume with: dfplan train --env {args.env} --out {out} --resume")
+        return
+    print(f"wrote {out / 'model.json'} and {out / 'model.safetensors'}")
+
+
+def format_summary(result: dict) -> str:
+    """A short human-readable table of an evaluate() result."""
+    goal = "multi-goal" if result["multi_goal"] else "single-goal"
+    rows = [
+        ("env", f"{result['env']} ({goal}), {result['episodes']} episodes, seed {result['seed']}"),
+        ("policy", result["policy"]),
+        ("normalized score", f"{result['normalized_score_mean']:.1f} +- {result['normalized_score_sem']:.1f} (sem), "
+                             f"std {result['normalized_score_std']:.1f}"),
+        ("return", f"{result['return_mean']:.1f} +- {result['return_std']:.1f} (std)"),
+        ("success rate", f"{result['success_rate']:.2f}"),
+        ("first reach", f"{result['first_reach_mean']:.1f} steps"),
+        ("decisions/s", f"{result['decisions_per_second']:.0f}"),
+        ("wall time", f"{result['wall_time_s']:.1f} s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dfplan", description="Diffusion Forcing planning for D4RL maze2d.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="offline datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    generate = data_commands.add_parser("generate", help="generate a maze2d dataset with D4RL's recipe")
+    generate.add_argument("--env", required=True, help="maze2d-umaze, maze2d-medium or maze2d-large")
+    generate.add_argument("--steps", type=int, default=None, help="default: D4RL's size (1M / 2M / 4M)")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--out", default=None, help="hdf5 path; default: in $DFPLANNER_DATA or ~/.cache/dfplanner")
+    generate.add_argument("--minari", default=None, metavar="ID", help="also write a Minari dataset with this id")
+    generate.set_defaults(func=cmd_data_generate)
+
+    evaluate = commands.add_parser("eval", help="evaluate a policy on D4RL's maze2d protocol")
+    evaluate.add_argument("--env", default=DEFAULT_EVAL_ENV)
+    evaluate.add_argument("--policy", choices=sorted(POLICIES), default=DEFAULT_POLICY)
+    evaluate.add_argument("--episodes", type=int, default=20)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--multi-goal", action="store_true", help="random target per episode (Diffuser's Multi2D)")
+    evaluate.add_argument("--batch-size", type=int, default=50, help="environments run in lockstep")
+    evaluate.add_argument("--json", default=None, metavar="PATH", help="write the full result as JSON")
+    evaluate.add_argument("--plot", default=None, metavar="PNG", help="draw the last episodes and their last plans")
+    evaluate.add_argument("--checkpoint", default=None, help="planner checkpoint (default: the shipped one)")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    planner = evaluate.add_argument_group("planner overrides (default: the checkpoint's tuned settings)")
+    planner.add_argument("--guidance-scale", type=float)
+    planner.add_argument("--mcg-samples", type=int, help="Monte Carlo Guidance samples (1 = plain guidance)")
+    planner.add_argument("--candidates", type=int, help="plans sampled per decision; the cheapest is kept")
+    planner.add_argument("--guidance-gradient", choices=["plan", "model"], help="plan space or through the model")
+    planner.add_argument("--schedule", choices=["pyramid", "full_sequence", "autoregressive", "trapezoid"])
+    planner.add_argument("--uncertainty", type=float, help="pyramid slope (rows per token)")
+    planner.add_argument("--sampling-steps", type=int, help="denoising steps per token")
+    planner.add_argument("--horizon", type=int, help="tokens planned per decision")
+    planner.add_argument("--replan-every", type=int, help="env steps between plans")
+    planner.add_argument("--action-mode", choices=["pd", "diffused"])
+    planner.add_argument("--stabilization-level", type=int)
+    planner.add_argument("--context-tokens", type=int, help="executed tokens folded into the state")
+    evaluate.set_defaults(func=cmd_eval)
+
+    train = commands.add_parser("train", help="train a Diffusion Forcing planner")
+    train.add_argument("--env", required=True, help="maze2d-umaze, maze2d-medium or maze2d-large")
+    train.add_argument("--dataset", default=None, help="hdf5 path, minari:ID, d4rl:ENV (default: the generated one)")
+    train.add_argument("--out", default=None, help="run folder (default: runs/ENV)")
+    train.add_argument("--config", default=None, help="TOML file overriding the environment's tuned config")
+    train.add_argument("--steps", type=int, default=None)
+    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--save-every", type=int, default=None)
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except DfplannerError as error:
+        print(f"dfplan: error: {error}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

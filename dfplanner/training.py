@@ -1,0 +1,166 @@
+"""The training loop: sample windows, Diffusion Forcing loss, AdamW, EMA, checkpoints, resume.
+
+Everything needed to continue a run exactly (weights, EMA, optimizer, data-order and noise RNG
+states, step) is written every `save_every` steps to `train_state.*`; the planner checkpoint (EMA
+weights) to `model.*`. Both atomically, so a killed run loses at most one interval. Ctrl-C saves and
+stops cleanly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dfplanner.checkpoint import TrainedModel, read_json, read_tensors, write_json, write_tensors
+from dfplanner.errors import DfplannerError
+from dfplanner.noise import NoiseSchedule
+from dfplanner.objective import EMA, diffusion_forcing_loss
+from dfplanner.planner import resolve_device
+from dfplanner.tokens import Normalizer, TokenLayout
+from dfplanner.windows import WindowSampler
+
+MODEL_STEM, STATE_STEM = "model", "train_state"
+
+
+def learning_rate(step: int, settings: dict) -> float:
+    """Linear warmup, then cosine decay to lr * min_lr_ratio at the last step."""
+    lr, warmup, total = settings["lr"], settings["warmup"], settings["steps"]
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    floor = settings["min_lr_ratio"]
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class Trainer:
+    def __init__(self, dataset, config: dict, out_dir: Path, env_id: str | None = None, device: str = "auto"):
+        self.config, self.out_dir, self.env_id = config, Path(out_dir), env_id
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DfplannerError(f"cannot create run folder {self.out_dir}: {error.strerror}") from None
+        self.device = resolve_device(device)
+        tokens_cfg = config["tokens"]
+        layout = TokenLayout(
+            obs_dim=dataset.observations.shape[1],
+            act_dim=dataset.actions.shape[1],
+            frame_stack=tokens_cfg["frame_stack"],
+            channels=tuple(tokens_cfg["channels"]),
+        )
+        self.sampler = WindowSampler(
+            dataset.observations, dataset.actions, dataset.rewards, dataset.episode_ends, layout,
+            tokens=tokens_cfg["window"], cross_episodes=config["data"]["cross_episodes"],
+        )
+        metadata = {"env_id": env_id, "training_steps": 0, "planner": config["planner"], "window": tokens_cfg["window"]}
+        self.trained = TrainedModel.create(config["model"], NoiseSchedule(**config["diffusion"]), layout, self.sampler.normalizer, metadata)
+        self.model = self.trained.model.to(self.device)
+        settings = config["training"]
+        self.ema = EMA(self.model, settings["ema_decay"])
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+        self.rng = np.random.default_rng(settings["seed"])
+        self.noise_generator = torch.Generator(self.device).manual_seed(settings["seed"])
+        torch.manual_seed(settings["seed"])
+        self.step = 0
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def save(self) -> None:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors |= {f"ema.{k}": v for k, v in self.ema.model.state_dict().items()}
+        optimizer = self.optimizer.state_dict()
+        for index, state in optimizer["state"].items():
+            tensors |= {f"optim.{index}.{k}": torch.as_tensor(v) for k, v in state.items()}
+        tensors["rng.noise"] = self.noise_generator.get_state()
+        write_tensors(self.out_dir / f"{STATE_STEM}.safetensors", tensors)
+        write_json(self.out_dir / f"{STATE_STEM}.json", {
+            "step": self.step,
+            "param_groups": optimizer["param_groups"],
+            "data_rng": self.rng.bit_generator.state,
+            "normalizer": self.sampler.normalizer.to_dict(),
+            "config": self.config,
+        })
+        self.trained.metadata["training_steps"] = self.step
+        self.trained.save(self.out_dir / MODEL_STEM, self.ema.model.state_dict())
+
+    def resume(self) -> bool:
+        """Continue from out_dir's training state if there is one; False if starting fresh."""
+        state_json = self.out_dir / f"{STATE_STEM}.json"
+        if not state_json.exists():
+            return False
+        meta = read_json(state_json)
+        tensors = read_tensors(self.out_dir / f"{STATE_STEM}.safetensors")
+        saved_norm = Normalizer.from_dict(meta["normalizer"])
+        if not np.allclose(saved_norm.step_mean, self.sampler.normalizer.step_mean, atol=1e-5):
+            raise DfplannerError(f"{state_json}: this run was trained on different data; use another --out")
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        optim_state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                optim_state.setdefault(int(index), {})[name] = value
+        self.optimizer.load_state_dict({"state": optim_state, "param_groups": meta["param_groups"]})
+        self.noise_generator.set_state(tensors["rng.noise"])
+        self.rng.bit_generator.state = meta["data_rng"]
+        self.step = meta["step"]
+        return True
+
+    # ---- loop ------------------------------------------------------------------------------------
+    def train_step(self) -> tuple[float, float]:
+        settings = self.config["training"]
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.step, settings)
+        batch = self.sampler.sample(settings["batch_size"], self.rng)
+        batch.observations, batch.tokens, batch.mask = (t.to(self.device) for t in (batch.observations, batch.tokens, batch.mask))
+        loss = diffusion_forcing_loss(self.model, self.trained.schedule, batch, settings["loss_weighting"], self.noise_generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), settings["grad_clip"])
+        self.optimizer.step()
+        self.ema.update(self.model)
+        self.step += 1
+        return loss.item(), grad_norm.item()
+
+    def run(self, steps: int | None = None, progress: bool = True, evaluate: Callable[[TrainedModel], dict] | None = None, eval_every: int = 0) -> TrainedModel:
+        """Train up to `steps` total steps (the config's by default), logging to TensorBoard."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        settings = self.config["training"]
+        total = steps or settings["steps"]
+        writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step)
+        bar = tqdm(total=total, initial=self.step, disable=not progress, desc="train", unit="step")
+        window_start, window_steps = time.perf_counter(), 0
+        try:
+            while self.step < total:
+                loss, grad_norm = self.train_step()
+                window_steps += 1
+                bar.update(1)
+                if self.step % settings["log_every"] == 0 or self.step == total:
+                    elapsed = time.perf_counter() - window_start
+                    rate = window_steps * settings["batch_size"] / max(elapsed, 1e-9)
+                    bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.0f}")
+                    for name, value in (("loss", loss), ("grad_norm", grad_norm), ("samples_per_s", rate), ("lr", self.optimizer.param_groups[0]["lr"])):
+                        writer.add_scalar(f"train/{name}", value, self.step)
+                    window_start, window_steps = time.perf_counter(), 0
+                if self.step % settings["save_every"] == 0 and self.step < total:
+                    self.save()
+                if evaluate is not None and eval_every and self.step % eval_every == 0:
+                    self.trained.model = self.ema.model
+                    for name, value in evaluate(self.trained).items():
+                        writer.add_scalar(f"eval/{name}", value, self.step)
+                    self.trained.model = self.model
+        except KeyboardInterrupt:
+            bar.write(f"interrupted: saving step {self.step} to {self.out_dir}")
+            self.save()
+            raise
+        finally:
+            bar.close()
+            writer.close()
+        self.save()  # also records the current config's planner settings when resuming a finished run
+        self.trained.model = self.ema.model
+        return self.trained

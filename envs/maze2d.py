@@ -1,0 +1,134 @@
+"""D4RL's maze2d point-mass environment (v1, sparse reward) on today's MuJoCo and gymnasium.
+
+Faithful to D4RL ``d4rl/pointmaze/maze_model.py``: the same MJCF generated from the layout (default
+geom/joint settings, solver iterations, Euler at 0.01 s, no gravity), velocity clipped to [-5, 5]
+before every step, action clipped to [-1, 1], sparse reward 1 iff the particle ends the step within
+0.5 of the target, never terminates (the time limit comes from the registration). Observations are
+float32 [x, y, vx, vy] in D4RL's frame (see ``layouts``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from dfplanner.envs.layouts import MazeSpec, maze_spec, pos_to_cell
+from dfplanner.errors import DfplannerError
+
+MAX_SPEED = 5.0  # D4RL clips qvel to [-5, 5] before each step
+GOAL_RADIUS = 0.5  # sparse reward radius
+RESET_POS_NOISE = 0.1  # uniform half-width on the start (and multi-goal target) position
+RESET_VEL_STD = 0.1  # normal std on the start velocity
+
+
+def build_mjcf(maze: MazeSpec) -> str:
+    """The MJCF D4RL's ``point_maze()`` builds: physics settings copied, visuals left out."""
+    walls = "\n".join(
+        f'    <geom name="wall_{r}_{c}" type="box" pos="{r + 1} {c + 1} 0" size="0.5 0.5 0.2" conaffinity="1"/>'
+        for r, c in np.argwhere(maze.walls)
+    )
+    return f"""<mujoco model="point_maze">
+  <compiler inertiafromgeom="true" angle="radian"/>
+  <option timestep="0.01" gravity="0 0 0" iterations="20" integrator="Euler"/>
+  <default>
+    <joint damping="1" limited="false"/>
+    <geom friction=".5 .1 .1" density="1000" margin="0.002" condim="1" contype="2" conaffinity="1"/>
+  </default>
+  <worldbody>
+    <geom name="ground" size="40 40 0.25" pos="0 0 -0.1" type="plane" contype="1" conaffinity="0"/>
+    <body name="particle" pos="1.2 1.2 0">
+      <geom name="particle_geom" type="sphere" size="0.1" contype="1"/>
+      <joint name="ball_x" type="slide" pos="0 0 0" axis="1 0 0"/>
+      <joint name="ball_y" type="slide" pos="0 0 0" axis="0 1 0"/>
+    </body>
+{walls}
+  </worldbody>
+  <actuator>
+    <motor joint="ball_x" ctrlrange="-1 1" ctrllimited="true" gear="100"/>
+    <motor joint="ball_y" ctrlrange="-1 1" ctrllimited="true" gear="100"/>
+  </actuator>
+</mujoco>
+"""
+
+
+def physics_step(model: mujoco.MjModel, data: mujoco.MjData, action: np.ndarray) -> None:
+    """One D4RL step: clip the velocity, clip the action, one Euler step (frame skip 1)."""
+    np.clip(data.qvel, -MAX_SPEED, MAX_SPEED, out=data.qvel)
+    data.ctrl[:] = np.clip(action, -1.0, 1.0)
+    mujoco.mj_step(model, data)
+
+
+def random_free_position(maze: MazeSpec, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random free cell plus U(-0.1, 0.1) noise: D4RL's reset position and ``set_target()``."""
+    cell = maze.free_cells[rng.integers(len(maze.free_cells))]
+    return cell + rng.uniform(-RESET_POS_NOISE, RESET_POS_NOISE, size=2)
+
+
+class Maze2dEnv(gym.Env[np.ndarray, np.ndarray]):
+    """maze2d-{umaze,medium,large}-v1. ``multi_goal=True`` draws a random target per episode (Diffuser's Multi2D).
+
+    ``reset(options={"start": xy, "target": xy})`` places the particle (at rest) and/or the target exactly.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, maze: str = "maze2d-umaze", multi_goal: bool = False):
+        self.maze = maze_spec(maze)
+        self.multi_goal = multi_goal
+        self.model = mujoco.MjModel.from_xml_string(build_mjcf(self.maze))
+        self.data = mujoco.MjData(self.model)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.target = self.maze.goal
+
+    @property
+    def max_episode_steps(self) -> int:
+        return self.maze.max_episode_steps
+
+    def get_normalized_score(self, total_return: float) -> float:
+        return self.maze.get_normalized_score(total_return)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        mujoco.mj_resetData(self.model, self.data)
+        if options.get("start") is not None:
+            qpos, qvel = self._free_position(options["start"], "start"), np.zeros(2)
+        else:  # D4RL's reset_model(): start over free cells + goal, then (multi-goal) the target
+            qpos = random_free_position(self.maze, self.np_random)
+            qvel = self.np_random.normal(0.0, RESET_VEL_STD, size=2)
+        if options.get("target") is not None:
+            self.target = self._free_position(options["target"], "target")
+        elif self.multi_goal:
+            self.target = random_free_position(self.maze, self.np_random)
+        else:
+            self.target = self.maze.goal
+        self.data.qpos[:] = qpos
+        self.data.qvel[:] = qvel
+        return self._obs(), {"target": self.target.copy(), "success": self._success()}
+
+    def step(self, action: np.ndarray):
+        physics_step(self.model, self.data, action)
+        success = self._success()
+        return self._obs(), float(success), False, False, {"target": self.target.copy(), "success": success}
+
+    def _obs(self) -> np.ndarray:
+        return np.concatenate([self.data.qpos, self.data.qvel]).astype(np.float32)
+
+    def _success(self) -> bool:
+        qpos = self.data.qpos
+        return math.hypot(qpos[0] - self.target[0], qpos[1] - self.target[1]) <= GOAL_RADIUS
+
+    def _free_position(self, xy: Any, name: str) -> np.ndarray:
+        xy = np.asarray(xy, dtype=np.float64)
+        if xy.shape != (2,) or not np.isfinite(xy).all():
+            raise DfplannerError(f"reset option {name!r} must be 2 finite numbers (x, y), got {xy.tolist()}")
+        row, col = pos_to_cell(xy)
+        walls = self.maze.walls
+        if not (0 <= row < walls.shape[0] and 0 <= col < walls.shape[1]) or walls[row, col]:
+            raise DfplannerError(f"reset option {name!r} = {xy.tolist()} is not inside a free cell of {self.maze.name}")
+        return xy

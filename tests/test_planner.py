@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+import torch
+
+from dfplanner.errors import DfplannerError
+from dfplanner.guidance import GoalDistance
+from dfplanner.planner import DiffusionForcingPlanner, PlannerSettings
+from point_task import point_step
+
+GOAL = np.array([1.5, 1.5], np.float32)
+
+
+def starts(n=32, seed=1):
+    rng = np.random.default_rng(seed)
+    return np.c_[rng.uniform(-1, 1, (n, 2)), np.zeros((n, 2))].astype(np.float32)
+
+
+def make_planner(model, scale=1.0, samples=1, **settings):
+    settings = {"horizon": 10, "steps": 10, "replan_every": 4, "guidance_scale": scale, "mcg_samples": samples, **settings}
+    return DiffusionForcingPlanner(model, PlannerSettings.from_dict(settings), device="cpu")
+
+
+def mean_goal_distance(planner, seeds=(0, 1, 2)):
+    """The guidance objective: distance to the goal averaged over planned steps, plans and seeds."""
+    distances = []
+    for seed in seeds:
+        planner.generator.manual_seed(seed)
+        planner.reset(starts(), GOAL)
+        plan = planner.plan()
+        distances.append(np.linalg.norm(plan.observations[..., :2] - GOAL, axis=-1).mean())
+    return float(np.mean(distances))
+
+
+def test_goal_guidance_brings_plans_closer_and_mcg_does_no_worse(point_model):
+    plain = mean_goal_distance(make_planner(point_model, scale=0.0))
+    guided = mean_goal_distance(make_planner(point_model, scale=1.0, samples=1))
+    mcg = mean_goal_distance(make_planner(point_model, scale=1.0, samples=8))
+    assert guided < 0.5 * plain
+    assert mcg <= guided * 1.02
+
+
+def test_plan_starts_from_the_current_state(point_model):
+    planner = make_planner(point_model, scale=0.0)
+    planner.reset(starts(), GOAL)
+    plan = planner.plan()
+    assert plan.observations.shape == (32, 40, 4) and plan.actions.shape == (32, 40, 2)
+    # the first planned position is one small step from the start
+    assert np.linalg.norm(plan.observations[:, 0, :2] - starts()[:, :2], axis=-1).max() < 0.1
+
+
+@pytest.mark.parametrize("action_mode", ["pd", "diffused"])
+def test_closed_loop_reaches_towards_goal(point_model, action_mode):
+    planner = make_planner(point_model, scale=1.0, samples=4, action_mode=action_mode)
+    obs = starts(16)
+    planner.reset(obs, GOAL)
+    start_distance = np.linalg.norm(obs[:, :2] - GOAL, axis=-1).mean()
+    for _ in range(40):
+        action = planner.act(obs)
+        assert action.shape == (16, 2) and np.all(np.abs(action) <= 1)
+        position, velocity = point_step(obs[:, :2], obs[:, 2:], action)
+        obs = np.c_[position, velocity].astype(np.float32)
+    assert np.linalg.norm(obs[:, :2] - GOAL, axis=-1).mean() < 0.5 * start_distance
+
+
+def test_single_observation_and_custom_cost(point_model):
+    calls = []
+
+    def stay_left(plan, goal):
+        calls.append(plan["observation"].shape)
+        return plan["observation"][..., 0].sum(-1)
+
+    planner = DiffusionForcingPlanner(point_model, PlannerSettings(horizon=5, steps=4, replan_every=4), cost=stay_left, device="cpu")
+    planner.reset(starts(1)[0])
+    action = planner.act(starts(1)[0])
+    assert action.shape == (2,) and calls
+
+
+def test_planner_rejects_bad_inputs(point_model):
+    planner = make_planner(point_model)
+    with pytest.raises(DfplannerError, match="before reset"):
+        planner.act(starts(1)[0])
+    planner.reset(starts(4), GOAL)
+    with pytest.raises(DfplannerError, match=r"shape \(4, 3\)"):
+        planner.act(np.zeros((4, 3), np.float32))
+    with pytest.raises(DfplannerError, match="NaN"):
+        planner.act(np.full((4, 4), np.nan, np.float32))
+    with pytest.raises(DfplannerError, match="multiple of the model's frame_stack"):
+        make_planner(point_model, replan_every=3)
+    if not torch.cuda.is_available():
+        with pytest.raises(DfplannerError, match="no CUDA"):
+            DiffusionForcingPlanner(point_model, device="cuda")
+
+
+def test_non_finite_model_output_is_an_error_not_an_action(point_model):
+    import copy
+
+    broken = copy.deepcopy(point_model)
+    with torch.no_grad():
+        broken.model.head[-1].bias.fill_(float("nan"))
+    planner = make_planner(broken)
+    planner.reset(starts(2), GOAL)
+    with pytest.raises(DfplannerError, match="NaN or inf at sampling row 1"):
+        planner.act(starts(2))
+
+
+def test_best_of_candidates_lowers_the_cost(point_model):
+    single = mean_goal_distance(make_planner(point_model, scale=0.0))
+    best_of_8 = mean_goal_distance(make_planner(point_model, scale=0.0, candidates=8))
+    assert best_of_8 < single
+
+
+def test_goal_cost_counts_every_step():
+    plan = {"observation": torch.tensor([[[0.0, 0.0, 0, 0], [3.0, 4.0, 0, 0]]])}
+    assert GoalDistance()(plan, torch.zeros(1, 2)).item() == pytest.approx(5.0)

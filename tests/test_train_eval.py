@@ -1,0 +1,68 @@
+"""End to end on CPU: generate a small dataset, train a tiny planner, resume, reload, plan episodes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dfplanner.checkpoint import load_trained_model
+from dfplanner.cli import main
+
+TINY = """
+[tokens]
+frame_stack = 5
+window = 6
+[model]
+hidden = 32
+[training]
+warmup = 5
+save_every = 10
+log_every = 5
+[planner]
+horizon = 4
+steps = 3
+replan_every = 5
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    data, config = folder / "umaze.hdf5", folder / "tiny.toml"
+    config.write_text(TINY)
+    assert main(["data", "generate", "--env", "maze2d-umaze", "--steps", "5000", "--out", str(data)]) == 0
+    args = ["train", "--env", "maze2d-umaze", "--dataset", str(data), "--config", str(config), "--out", str(folder / "run")]
+    assert main([*args, "--steps", "20"]) == 0
+    return folder, args
+
+
+def test_resume_continues_where_it_stopped(tiny_run, capsys):
+    folder, args = tiny_run
+    state = json.loads((folder / "run" / "train_state.json").read_text())
+    assert state["step"] == 20
+    assert main([*args, "--steps", "30"]) == 2  # refuses to overwrite a run
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args, "--steps", "30", "--resume"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    model = load_trained_model(folder / "run" / "model")
+    assert model.metadata["training_steps"] == 30 and model.metadata["env_id"] == "maze2d-umaze-v1"
+
+
+def test_eval_with_the_trained_checkpoint(tiny_run, tmp_path):
+    folder, _ = tiny_run
+    out, png = tmp_path / "eval.json", tmp_path / "plot.png"
+    code = main(["eval", "--env", "maze2d-umaze", "--checkpoint", str(folder / "run" / "model"), "--episodes", "2",
+                 "--mcg-samples", "2", "--json", str(out), "--plot", str(png)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["policy"] == "planner" and result["episodes"] == 2
+    assert result["planner"]["mcg_samples"] == 2 and result["planner"]["horizon"] == 4
+    assert np.isfinite(result["normalized_score_mean"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_checkpoint_for_another_maze_is_refused(tiny_run, capsys):
+    folder, _ = tiny_run
+    code = main(["eval", "--env", "maze2d-large", "--checkpoint", str(folder / "run" / "model"), "--episodes", "1"])
+    assert code == 2
+    assert "trained for maze2d-umaze-v1, not maze2d-large-v1" in capsys.readouterr().err
