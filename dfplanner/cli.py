@@ -154,12 +154,40 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"resuming {out} at step {trainer.step}")
     print(f"training on {len(dataset)} steps from {source}; {sum(p.numel() for p in trainer.model.parameters())} "
           f"parameters; batch {config['training']['batch_size']}; checkpoints in {out}")
+    evaluate = _training_evaluation(env_id, args.eval_episodes, args.device) if args.eval_every else None
     try:
-        trainer.run()
+        trainer.run(evaluate=evaluate, eval_every=args.eval_every)
     except KeyboardInterrupt:
         print(f"stopped; resume with: dfplan train --env {args.env} --out {out} --resume")
         return
     print(f"wrote {out / 'model.json'} and {out / 'model.safetensors'}")
+
+
+def _training_evaluation(env_id: str, episodes: int, device: str):
+    """Periodic evaluation for TensorBoard: score, success and a picture of plans over the maze."""
+    import numpy as np
+
+    from dfplanner.envs.layouts import MAZES
+    from dfplanner.evaluation import evaluate
+    from dfplanner.planner import DiffusionForcingPlanner, PlannerSettings
+    from dfplanner.plotting import episodes_figure
+
+    maze = MAZES[env_id]
+
+    def run(trained) -> dict:
+        settings = PlannerSettings.from_dict({**trained.metadata.get("planner", {}), "episode_steps": maze.max_episode_steps})
+        planner = DiffusionForcingPlanner(trained, settings, device=device)
+        result = evaluate(env_id, planner, episodes, seed=0, batch_size=episodes, progress=False, keep_trajectories=True)
+        count = min(PLOTTED_EPISODES, episodes)
+        targets = np.array([e["target"] for e in result["per_episode"][-count:]])
+        plans = planner.last_plan.observations[-count:, :, :2]
+        return {
+            "normalized_score": result["normalized_score_mean"],
+            "success_rate": result["success_rate"],
+            "plans": episodes_figure(maze, result["trajectories"][-count:], targets, plans),
+        }
+
+    return run
 
 
 def format_summary(result: dict) -> str:
@@ -231,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
     train.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--eval-every", type=int, default=0, metavar="N",
+                       help="evaluate the EMA planner every N steps for TensorBoard (off by default: it costs CPU time)")
+    train.add_argument("--eval-episodes", type=int, default=4)
     train.set_defaults(func=cmd_train)
     return parser
 

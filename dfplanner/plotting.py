@@ -40,6 +40,16 @@ def plot_episodes(
     plans: np.ndarray | None = None,
     title: str = "",
 ) -> None:
+    """Write episodes_figure(...) as a PNG."""
+    fig = episodes_figure(maze, trajectories, targets, plans, title)
+    with atomic_output(path) as temp:
+        fig.savefig(temp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def episodes_figure(
+    maze: MazeSpec, trajectories: np.ndarray, targets: np.ndarray, plans: np.ndarray | None = None, title: str = ""
+) -> plt.Figure:
     """One panel per episode: executed xy (blue), start, target, and the last plan (orange)."""
     count = len(trajectories)
     fig, axes = plt.subplots(1, count, figsize=(3.2 * count, 3.2), squeeze=False)
@@ -55,6 +65,4 @@ def plot_episodes(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_output(path) as temp:
-        fig.savefig(temp, dpi=110, format="png")
-    plt.close(fig)
+    return fig

@@ -11,10 +11,10 @@ unnormalized predicted plan, by `guidance_scale` times its current noise standar
 normalized units), so steps are bounded and fade as the token becomes clean. Token steps are scaled
 relative to the plan's mean gradient norm, so a token that barely affects the cost barely moves.
 Two ways to take the gradient (`guidance_gradient`):
-- "plan" (default): steepest descent in the plan's own quantities: move each planned state (and
+- "plan": steepest descent in the plan's own quantities: move each planned state (and
   action, reward) against its gradient, then express that displacement in token space (for delta
   tokens, the differences of the displacements). Each planned state is pulled locally.
-- "model": the paper's: differentiate through the causal model with respect to the noisy tokens, so
+- "model" (default, the paper's): differentiate through the causal model with respect to the noisy tokens, so
   far-future costs steer near tokens through the latent. With delta tokens this turns into "every
   step heads straight for the goal", which on maze2d-large drives plans into walls (results/README.md).
 Monte Carlo Guidance averages the gradient over `mcg_samples` re-noised copies of the uncertain
@@ -42,7 +42,7 @@ class SamplerSettings:
     guidance_scale: float = 1.0
     mcg_samples: int = 4
     candidates: int = 1  # plans sampled per decision; the one with the lowest cost is kept
-    guidance_gradient: str = "plan"  # "plan" or "model" (see the module docstring)
+    guidance_gradient: str = "model"  # "model" (the paper's) or "plan" (see the module docstring)
     stabilization_level: int = 10
     eta: float = 0.0
 

@@ -127,7 +127,10 @@ class Trainer:
         return loss.item(), grad_norm.item()
 
     def run(self, steps: int | None = None, progress: bool = True, evaluate: Callable[[TrainedModel], dict] | None = None, eval_every: int = 0) -> TrainedModel:
-        """Train up to `steps` total steps (the config's by default), logging to TensorBoard."""
+        """Train up to `steps` total steps (the config's by default), logging to TensorBoard.
+
+        Every `eval_every` steps, `evaluate(trained_with_ema_weights)` returns floats (scalars) and
+        matplotlib figures (images) to log."""
         from torch.utils.tensorboard import SummaryWriter
 
         settings = self.config["training"]
@@ -152,7 +155,10 @@ class Trainer:
                 if evaluate is not None and eval_every and self.step % eval_every == 0:
                     self.trained.model = self.ema.model
                     for name, value in evaluate(self.trained).items():
-                        writer.add_scalar(f"eval/{name}", value, self.step)
+                        if isinstance(value, float):
+                            writer.add_scalar(f"eval/{name}", value, self.step)
+                        else:  # a matplotlib figure, e.g. plans over the maze
+                            writer.add_figure(f"eval/{name}", value, self.step)
                     self.trained.model = self.model
         except KeyboardInterrupt:
             bar.write(f"interrupted: saving step {self.step} to {self.out_dir}")

@@ -39,6 +39,12 @@ def test_goal_guidance_brings_plans_closer_and_mcg_does_no_worse(point_model):
     assert mcg <= guided * 1.02
 
 
+def test_plan_space_guidance_brings_plans_closer(point_model):
+    plain = mean_goal_distance(make_planner(point_model, scale=0.0))
+    guided = mean_goal_distance(make_planner(point_model, scale=3.0, guidance_gradient="plan"))
+    assert guided < 0.9 * plain
+
+
 def test_plan_starts_from_the_current_state(point_model):
     planner = make_planner(point_model, scale=0.0)
     planner.reset(starts(), GOAL)
@@ -112,3 +118,24 @@ def test_best_of_candidates_lowers_the_cost(point_model):
 def test_goal_cost_counts_every_step():
     plan = {"observation": torch.tensor([[[0.0, 0.0, 0, 0], [3.0, 4.0, 0, 0]]])}
     assert GoalDistance()(plan, torch.zeros(1, 2)).item() == pytest.approx(5.0)
+
+
+def test_reward_to_go_cost_and_its_errors():
+    from dfplanner.guidance import RewardToGo, make_cost
+
+    assert RewardToGo()({"reward": torch.tensor([[1.0, 2.0]])}, None).item() == -3.0
+    with pytest.raises(DfplannerError, match="reward channel"):
+        make_cost("reward")({"observation": torch.zeros(1, 2, 4)}, None)
+    with pytest.raises(DfplannerError, match="unknown guidance cost"):
+        make_cost("speed")
+
+
+def test_stabilization_level_is_used_for_generated_context(point_model):
+    plans = []
+    for level in (0, 200):
+        planner = make_planner(point_model, scale=0.0, stabilization_level=level)
+        planner.reset(starts(4), GOAL)
+        plans.append(planner.plan().observations)
+    # same noise, same model: only the level at which clean generated tokens are fed back differs
+    assert not np.allclose(plans[0], plans[1])
+    assert np.allclose(plans[0][:, :4], plans[1][:, :4])  # the first token is denoised before any token is clean

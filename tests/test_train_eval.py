@@ -32,8 +32,17 @@ def tiny_run(tmp_path_factory):
     config.write_text(TINY)
     assert main(["data", "generate", "--env", "maze2d-umaze", "--steps", "5000", "--out", str(data)]) == 0
     args = ["train", "--env", "maze2d-umaze", "--dataset", str(data), "--config", str(config), "--out", str(folder / "run")]
-    assert main([*args, "--steps", "20"]) == 0
+    assert main([*args, "--steps", "20", "--eval-every", "20", "--eval-episodes", "2"]) == 0
     return folder, args
+
+
+def test_tensorboard_gets_losses_scores_and_plan_pictures(tiny_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    folder, _ = tiny_run
+    events = EventAccumulator(str(folder / "run" / "tensorboard")).Reload()
+    assert {"train/loss", "train/samples_per_s", "eval/normalized_score", "eval/success_rate"} <= set(events.Tags()["scalars"])
+    assert "eval/plans" in events.Tags()["images"]
 
 
 def test_resume_continues_where_it_stopped(tiny_run, capsys):
