@@ -3,14 +3,21 @@
 from dfplanner import envs as envs  # registers the maze2d environments with gymnasium
 from dfplanner.errors import DfplannerError
 
-__all__ = ["DfplannerError", "OfflineDataset", "envs", "load_dataset"]
+__all__ = ["DfplannerError", "DiffusionForcingPlanner", "OfflineDataset", "PlannerSettings", "envs", "load_dataset", "load_planner"]
+_LAZY = {
+    "load_dataset": "dfplanner.datasets",
+    "OfflineDataset": "dfplanner.datasets",
+    "DiffusionForcingPlanner": "dfplanner.planner",
+    "PlannerSettings": "dfplanner.planner",
+    "load_planner": "dfplanner.pretrained",
+}
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """Lazy exports: `import dfplanner` stays light (no h5py/minari until a dataset is loaded)."""
-    if name in ("load_dataset", "OfflineDataset"):
-        from dfplanner import datasets
+    """Lazy exports: `import dfplanner` stays light (no torch, h5py or minari until they are used)."""
+    if name in _LAZY:
+        import importlib
 
-        return getattr(datasets, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'dfplanner' has no attribute {name!r}")

@@ -75,3 +75,12 @@ def test_checkpoint_for_another_maze_is_refused(tiny_run, capsys):
     code = main(["eval", "--env", "maze2d-large", "--checkpoint", str(folder / "run" / "model"), "--episodes", "1"])
     assert code == 2
     assert "trained for maze2d-umaze-v1, not maze2d-large-v1" in capsys.readouterr().err
+
+
+def test_shipped_umaze_planner_reaches_the_goal(tmp_path):
+    """The shipped checkpoint loads from the installed package and plans successful episodes."""
+    out = tmp_path / "umaze.json"
+    assert main(["eval", "--env", "maze2d-umaze", "--episodes", "4", "--seed", "0", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["policy"] == "planner" and result["planner"]["checkpoint"] == "shipped"
+    assert result["success_rate"] >= 0.75 and result["normalized_score_mean"] > 50
