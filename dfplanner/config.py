@@ -19,7 +19,7 @@ CONFIG_DIR = Path(str(resources.files("dfplanner.envs") / "configs"))
 
 DEFAULTS: dict = {
     "data": {"cross_episodes": False},
-    "tokens": {"frame_stack": 10, "channels": ["action", "observation"], "window": 24},
+    "tokens": {"frame_stack": 10, "channels": ["action", "observation"], "observation_deltas": True, "window": 24},
     "model": {"type": "recurrent", "hidden": 256, "layers": 1},
     "diffusion": {"num_levels": 1000, "betas": "linear", "prediction": "x0"},
     "training": {

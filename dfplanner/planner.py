@@ -15,7 +15,7 @@ Works on a batch of environments at once; a single observation is a batch of one
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -132,18 +132,12 @@ class DiffusionForcingPlanner:
             raise DfplannerError("PD tracking needs the observation channel in the model's tokens")
         if s.action_mode == "diffused" and "action" not in layout.channels:
             raise DfplannerError("diffused actions need the action channel in the model's tokens")
-        if isinstance(s.schedule, np.ndarray) or not isinstance(s.schedule, str):
+        if not isinstance(s.schedule, str):
             validate_schedule(np.asarray(s.schedule), np.asarray(s.schedule).shape[-1], self.trained.schedule.num_levels)
         else:
             build_schedule(s.schedule, 1, s.steps, self.trained.schedule.num_levels, s.uncertainty)
         if s.horizon < 1 or s.steps < 1:
             raise DfplannerError(f"horizon and steps must be >= 1, got {s.horizon} and {s.steps}")
-
-    def with_settings(self, **changes) -> "DiffusionForcingPlanner":
-        """The same model with some settings changed (sampler settings by name too)."""
-        sampler = {k: changes.pop(k) for k in list(changes) if k in SamplerSettings.__dataclass_fields__}
-        settings = replace(self.settings, sampler=replace(self.settings.sampler, **sampler), **changes)
-        return DiffusionForcingPlanner(self.trained, settings, self.cost, str(self.device), self.precision)
 
     # ---- episode interface -------------------------------------------------------------------
     def _as_batch(self, observation: np.ndarray, what: str) -> np.ndarray:

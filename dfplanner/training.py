@@ -52,6 +52,7 @@ class Trainer:
             act_dim=dataset.actions.shape[1],
             frame_stack=tokens_cfg["frame_stack"],
             channels=tuple(tokens_cfg["channels"]),
+            observation_deltas=tokens_cfg["observation_deltas"],
         )
         self.sampler = WindowSampler(
             dataset.observations, dataset.actions, dataset.rewards, dataset.episode_ends, layout,

@@ -139,3 +139,20 @@ def test_stabilization_level_is_used_for_generated_context(point_model):
     # same noise, same model: only the level at which clean generated tokens are fed back differs
     assert not np.allclose(plans[0], plans[1])
     assert np.allclose(plans[0][:, :4], plans[1][:, :4])  # the first token is denoised before any token is clean
+
+
+def test_set_goal_replans_at_the_next_token_towards_the_new_goal(point_model):
+    planner = make_planner(point_model, scale=1.0, replan_every=40)
+    obs = starts(8)
+    planner.reset(obs, GOAL)
+    planner.act(obs)
+    first = planner.last_plan
+    planner.act(obs)
+    planner.set_goal(-GOAL)
+    for _ in range(2):  # finish the current token of 4 steps
+        planner.act(obs)
+    assert planner.last_plan is first
+    planner.act(obs)
+    assert planner.last_plan is not first and planner.last_plan.start_step == 4
+    end = planner.last_plan.observations[:, -1, :2]
+    assert np.linalg.norm(end + GOAL, axis=-1).mean() < np.linalg.norm(end - GOAL, axis=-1).mean()
