@@ -158,10 +158,7 @@ class DiffusionForcingPlanner:
         self._single = np.asarray(observation).ndim == 1
         obs = self._as_batch(observation, "reset")
         self._batch = len(obs)
-        self.goal = None
-        if goal is not None:
-            goal = np.asarray(goal, dtype=np.float32).reshape(-1, np.shape(goal)[-1])
-            self.goal = torch.as_tensor(np.broadcast_to(goal, (self._batch, goal.shape[1])).copy(), device=self.device)
+        self.goal = None if goal is None else self._goal_tensor(goal)
         self._boundary_obs = [obs]  # observations at token boundaries, oldest first
         self._executed: list[torch.Tensor] = []  # executed tokens, normalized, (B, 1, D) each
         self._rows: list[np.ndarray] = []
@@ -171,10 +168,19 @@ class DiffusionForcingPlanner:
         self.last_plan = None
 
     def set_goal(self, goal: np.ndarray) -> None:
-        """Change the goal mid-episode; the next plan aims for it."""
-        goal = np.asarray(goal, dtype=np.float32).reshape(-1, np.shape(goal)[-1])
-        self.goal = torch.as_tensor(np.broadcast_to(goal, (self._batch, goal.shape[1])).copy(), device=self.device)
+        """Change the goal mid-episode; the next plan (at the next token boundary) aims for it."""
+        if self._batch is None:
+            raise DfplannerError("set_goal() called before reset()")
+        self.goal = self._goal_tensor(goal)
         self._replan_now = True
+
+    def _goal_tensor(self, goal: np.ndarray) -> torch.Tensor:
+        """One goal for the whole batch, or one per environment, as a (B, goal_dim) tensor."""
+        goal = np.asarray(goal, dtype=np.float32)
+        rows = goal.reshape(-1, goal.shape[-1]) if goal.ndim else goal.reshape(1, 1)
+        if len(rows) not in (1, self._batch) or not np.all(np.isfinite(rows)):
+            raise DfplannerError(f"goal has shape {goal.shape}; expected (goal_dim,) or ({self._batch}, goal_dim), finite")
+        return torch.as_tensor(np.broadcast_to(rows, (self._batch, rows.shape[1])).copy(), device=self.device)
 
     def act(self, observation: np.ndarray, reward: np.ndarray | float | None = None) -> np.ndarray:
         """The action for this observation; replans on schedule. `reward` (of the last step) is only

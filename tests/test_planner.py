@@ -90,6 +90,8 @@ def test_planner_rejects_bad_inputs(point_model):
         planner.act(np.zeros((4, 3), np.float32))
     with pytest.raises(DfplannerError, match="NaN"):
         planner.act(np.full((4, 4), np.nan, np.float32))
+    with pytest.raises(DfplannerError, match=r"goal has shape \(3, 2\)"):
+        planner.set_goal(np.zeros((3, 2)))
     with pytest.raises(DfplannerError, match="multiple of the model's frame_stack"):
         make_planner(point_model, replan_every=3)
     if not torch.cuda.is_available():
