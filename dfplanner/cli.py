@@ -31,6 +31,7 @@ PLANNER_OVERRIDES = {
     "action_mode": "action_mode",
     "stabilization_level": "stabilization_level",
     "context_tokens": "context_tokens",
+    "rolling": "rolling",
 }
 
 
@@ -246,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     planner.add_argument("--action-mode", choices=["pd", "diffused"])
     planner.add_argument("--stabilization-level", type=int)
     planner.add_argument("--context-tokens", type=int, help="executed tokens folded into the state")
+    planner.add_argument("--rolling", action=argparse.BooleanOptionalAction, default=None,
+                         help="continue the last plan (one denoising row per token) instead of starting from noise")
     evaluate.set_defaults(func=cmd_eval)
 
     train = commands.add_parser("train", help="train a Diffusion Forcing planner")

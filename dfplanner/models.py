@@ -36,11 +36,11 @@ class LevelEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(2 * half, dim), nn.SiLU(), nn.Linear(dim, dim))
 
     def forward(self, levels: torch.Tensor) -> torch.Tensor:
-        # Embed every level 0..K once and index: cheaper than the MLP on each of B*T tokens.
-        all_levels = torch.arange(self.num_levels + 1, device=levels.device, dtype=torch.float32)
+        # Embed each distinct level once: a sampling row holds a handful of levels for many tokens.
+        distinct, index = torch.unique(levels, return_inverse=True)
         # Scale to [0, 1000] whatever K is, so the frequencies cover the range the same way.
-        angle = (all_levels * (1000.0 / self.num_levels)).unsqueeze(-1) * self.freqs
-        return self.mlp(torch.cat([angle.sin(), angle.cos()], dim=-1))[levels]
+        angle = (distinct.float() * (1000.0 / self.num_levels)).unsqueeze(-1) * self.freqs
+        return self.mlp(torch.cat([angle.sin(), angle.cos()], dim=-1))[index]
 
 
 def repeat_state(state: State, n: int) -> State:

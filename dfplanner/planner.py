@@ -1,7 +1,11 @@
 """DiffusionForcingPlanner: receding-horizon planning (MPC) with a trained Diffusion Forcing model.
 
 At every `replan_every` env steps it samples a plan of `horizon` tokens from the model state, then
-acts on it until the next replan. The model state is closed-loop: it is encoded from the observation
+acts on it until the next replan. From white noise, a plan costs every row of the scheduling matrix.
+A rolling plan (`rolling=True`) pays that once per episode, up to the row where token 0 is clean; the
+levels at that row are the schedule's ladder (pyramid: rising along the horizon). At every later
+decision the plan shifts by the tokens executed, fresh noise enters at the far end, and the few rows
+that bring every token back onto the ladder are denoised: on a pyramid, one network call per token. The model state is closed-loop: it is encoded from the observation
 `context_tokens` tokens ago and then folded over the tokens actually executed since (real actions and
 observations, level 0). Bounding that context keeps the model within the window length it was trained
 on however long the episode; `context_tokens=0` re-encodes the current observation only.
@@ -25,7 +29,7 @@ from dfplanner.errors import DfplannerError
 from dfplanner.guidance import Cost, make_cost
 from dfplanner.models import repeat_state
 from dfplanner.sampling import GUIDANCE_GRADIENTS, SamplerSettings, sample_tokens, tokens_to_plan
-from dfplanner.scheduling import build_schedule, validate_schedule
+from dfplanner.scheduling import build_schedule, rolling_ladder, rolling_transition, validate_schedule
 
 ACTION_MODES = ("pd", "diffused")
 PD_GAINS = (12.5, 1.2)
@@ -38,6 +42,7 @@ class PlannerSettings:
     schedule: str | np.ndarray = "pyramid"  # a name from dfplanner.scheduling or a custom matrix
     uncertainty: float = 1.0  # pyramid / trapezoid slope, in rows per token
     replan_every: int = 10  # env steps between plans; a multiple of the model's frame_stack
+    rolling: bool = False  # continue the last plan on the schedule's ladder (one row per token; worse on maze2d)
     context_tokens: int = 1  # executed tokens folded into the state before each plan
     episode_steps: int | None = None  # if known, the horizon never runs past the episode's end
     action_mode: str = "pd"
@@ -132,12 +137,14 @@ class DiffusionForcingPlanner:
             raise DfplannerError("PD tracking needs the observation channel in the model's tokens")
         if s.action_mode == "diffused" and "action" not in layout.channels:
             raise DfplannerError("diffused actions need the action channel in the model's tokens")
-        if not isinstance(s.schedule, str):
-            validate_schedule(np.asarray(s.schedule), np.asarray(s.schedule).shape[-1], self.trained.schedule.num_levels)
-        else:
-            build_schedule(s.schedule, 1, s.steps, self.trained.schedule.num_levels, s.uncertainty)
         if s.horizon < 1 or s.steps < 1:
             raise DfplannerError(f"horizon and steps must be >= 1, got {s.horizon} and {s.steps}")
+        ladder = rolling_ladder(self.schedule_matrix(s.horizon))[1]
+        if s.rolling and np.any(np.diff(ladder) < 0):
+            raise DfplannerError(
+                "rolling plans need a schedule whose ladder never falls along the horizon (pyramid, "
+                "full_sequence, autoregressive); set rolling = false for this one"
+            )
 
     # ---- episode interface -------------------------------------------------------------------
     def _as_batch(self, observation: np.ndarray, what: str) -> np.ndarray:
@@ -165,6 +172,7 @@ class DiffusionForcingPlanner:
         self._previous: tuple[np.ndarray, np.ndarray] | None = None
         self._step = 0
         self._replan_now = False
+        self._rolling_tokens: torch.Tensor | None = None  # all candidates' tokens after the last plan
         self.last_plan = None
 
     def set_goal(self, goal: np.ndarray) -> None:
@@ -173,6 +181,7 @@ class DiffusionForcingPlanner:
             raise DfplannerError("set_goal() called before reset()")
         self.goal = self._goal_tensor(goal)
         self._replan_now = True
+        self._rolling_tokens = None  # a new goal starts a new plan from noise
 
     def _goal_tensor(self, goal: np.ndarray) -> torch.Tensor:
         """One goal for the whole batch, or one per environment, as a (B, goal_dim) tensor."""
@@ -269,19 +278,40 @@ class DiffusionForcingPlanner:
         remaining = -(-(s.episode_steps - self._step) // self.trained.layout.frame_stack)
         return max(1, min(s.horizon, remaining))
 
-    def _sample_best(self, matrix: np.ndarray, current: torch.Tensor) -> torch.Tensor:
-        """Sample `candidates` plans per environment in one batch and keep the cheapest of each."""
-        n = max(1, self.settings.sampler.candidates) if self.cost is not None else 1
+    def _decision_rows(self, horizon: int) -> tuple[np.ndarray, torch.Tensor | None]:
+        """The scheduling rows of this decision and the tokens they start from (None: white noise)."""
+        matrix = self.schedule_matrix(horizon)
+        if not self.settings.rolling:
+            return matrix, None
+        warm_up, ladder = rolling_ladder(matrix)
+        if self._rolling_tokens is None:
+            return warm_up, None
+        previous = self._rolling_tokens
+        shift = (self._step - self.last_plan.start_step) // self.trained.layout.frame_stack
+        rows = rolling_transition(self.last_plan.levels[-1], ladder, shift, self.settings.steps, self.trained.schedule.num_levels)
+        fresh = max(0, horizon - previous.shape[1] + shift)
+        noise = torch.randn(previous.shape[0], fresh, previous.shape[2], generator=self.generator, device=self.device)
+        return rows, torch.cat([previous[:, shift:], noise], dim=1)[:, :horizon]
+
+    def _sample_best(self, rows: np.ndarray, initial: torch.Tensor | None, current: torch.Tensor) -> torch.Tensor:
+        """Sample `candidates` plans per environment in one batch; return the best estimate of each."""
+        n = self._candidates()
         state, goal = repeat_state(self._model_state(), n), self.goal
         goal = goal.repeat_interleave(n, 0) if goal is not None else None
         current = current.repeat_interleave(n, 0)
-        tokens = sample_tokens(self.trained, state, matrix, self.settings.sampler, current, self.cost, goal, generator=self.generator)
+        sampler = self.settings.sampler
+        tokens, estimate = sample_tokens(self.trained, state, rows, sampler, current, self.cost, goal, initial, self.generator)
+        if self.settings.rolling:
+            self._rolling_tokens = tokens
         if n == 1:
-            return tokens
+            return estimate
         with torch.no_grad():
-            costs = self.cost(tokens_to_plan(self.trained, tokens, current), goal).view(-1, n)
+            costs = self.cost(tokens_to_plan(self.trained, estimate, current), goal).view(-1, n)
         best = costs.argmin(dim=1) + torch.arange(costs.shape[0], device=costs.device) * n
-        return tokens[best]
+        return estimate[best]
+
+    def _candidates(self) -> int:
+        return max(1, self.settings.sampler.candidates) if self.cost is not None else 1
 
     def plan(self) -> Plan:
         """Sample a plan from the current state (the executed past) towards the goal."""
@@ -289,17 +319,17 @@ class DiffusionForcingPlanner:
             raise DfplannerError(
                 f"plans start at token boundaries: {len(self._rows)} of {self.trained.layout.frame_stack} steps of the current token are executed"
             )
-        matrix = self.schedule_matrix(self._horizon())
+        rows, initial = self._decision_rows(self._horizon())
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         with autocast:
             current = torch.as_tensor(self._boundary_obs[-1], device=self.device)
-            tokens = self._sample_best(matrix, current)
+            tokens = self._sample_best(rows, initial, current)
         channels = {k: v.float().cpu().numpy() for k, v in tokens_to_plan(self.trained, tokens, current).items()}
         self.last_plan = Plan(
             actions=channels.get("action"),
             observations=channels.get("observation"),
             rewards=channels.get("reward"),
-            levels=matrix,
+            levels=rows,
             start_step=self._step,
         )
         return self.last_plan

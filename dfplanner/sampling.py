@@ -110,8 +110,12 @@ def sample_tokens(
     goal: torch.Tensor | None = None,
     initial: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample (B, T, D) normalized tokens following `schedule` (rows x T levels) from `state`.
+
+    Returns the tokens at the levels of the last row, and the best estimate of the clean plan: those
+    tokens where they are clean, the latest clean prediction where they are not (a rolling plan keeps
+    its far tokens noisy).
 
     `start_observation` (B, obs_dim) is the current observation in env units, where the plan begins.
 
@@ -191,4 +195,5 @@ def sample_tokens(
         x0_estimate = torch.cat([x0_estimate[:, :frozen], x0.detach()], dim=1)
         watch.add(new_live)
     watch.check(schedule)
-    return x
+    clean = torch.as_tensor(schedule[-1] == 0, device=device).view(1, -1, 1)
+    return x, torch.where(clean, x, x0_estimate)

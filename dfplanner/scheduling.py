@@ -62,6 +62,33 @@ def build_schedule(name: str, horizon: int, steps: int, num_levels: int, uncerta
     raise DfplannerError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)} or pass a matrix")
 
 
+def rolling_ladder(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a from-noise matrix where token 0 first becomes clean: (warm-up rows, ladder).
+
+    A rolling planner runs the warm-up once, executes token 0, and from then on keeps its plan on the
+    ladder: the levels every token holds at the moment the first one is clean.
+    """
+    row = int(np.argmax(matrix[:, 0] == 0))
+    return matrix[: row + 1], matrix[row]
+
+
+def rolling_transition(levels: np.ndarray, ladder: np.ndarray, shift: int, steps: int, num_levels: int) -> np.ndarray:
+    """Rows that bring a plan whose tokens sit at `levels` back onto `ladder` after `shift` tokens ran.
+
+    The plan moves `shift` tokens up, fresh noise (level K) fills the end, and the rows are spaced so
+    no token drops more than one sampling step (K / steps levels) per row: on a pyramid ladder that is
+    one row per decision, the whole point of rolling.
+    """
+    horizon = len(ladder)
+    start = np.concatenate([levels[shift:], np.full(max(0, horizon - len(levels) + shift), num_levels)])[:horizon]
+    drop = start - ladder
+    if drop.min() < 0:
+        raise DfplannerError("a rolling plan needs a ladder whose levels never fall along the horizon (e.g. pyramid)")
+    rows = max(1, int(np.ceil(drop.max() * steps / num_levels)))
+    remaining = (rows - np.arange(rows + 1))[:, None] / rows
+    return (ladder + np.rint(drop * remaining)).astype(np.int64)
+
+
 def validate_schedule(matrix: np.ndarray, horizon: int, num_levels: int) -> np.ndarray:
     """Check a user-supplied matrix and return it as int64; raise DfplannerError saying what is wrong."""
     matrix = np.asarray(matrix)
