@@ -159,7 +159,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     try:
         trainer.run(evaluate=evaluate, eval_every=args.eval_every)
     except KeyboardInterrupt:
-        print(f"stopped at step {trainer.step} (saved); resume with: dfplan train --env {args.env} --out {out} --resume")
+        saved = "nothing saved yet" if trainer.saved_step is None else f"step {trainer.saved_step} saved"
+        print(f"stopped at step {trainer.step}, {saved}; resume with: dfplan train --env {args.env} --out {out} --resume")
         raise
     print(f"wrote {out / 'model.json'} and {out / 'model.safetensors'}")
 

@@ -92,6 +92,7 @@ class Trainer:
         self.rng = np.random.default_rng(settings["seed"])
         self.noise_generator = torch.Generator(self.device).manual_seed(settings["seed"])
         self.step = 0
+        self.saved_step: int | None = None  # the step of the last complete checkpoint in out_dir
 
     # ---- persistence ---------------------------------------------------------------------------
     def save(self) -> None:
@@ -118,6 +119,7 @@ class Trainer:
                 old.unlink()
         self.trained.metadata["training_steps"] = self.step
         self.trained.save(self.out_dir / MODEL_STEM, self.ema.model.state_dict())
+        self.saved_step = self.step
 
     def resume(self) -> bool:
         """Continue from out_dir's training state if there is one; False if starting fresh."""
@@ -145,7 +147,7 @@ class Trainer:
             self.optimizer.load_state_dict({"state": optim_state, "param_groups": meta["param_groups"]})
             self.noise_generator.set_state(tensors["rng.noise"])
             self.rng.bit_generator.state = meta["data_rng"]
-            self.step = int(meta["step"])
+            self.step = self.saved_step = int(meta["step"])
         except (KeyError, ValueError, TypeError, RuntimeError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             raise DfplannerError(f"{state_json}: training state does not match this model and configuration ({first})") from None

@@ -76,3 +76,17 @@ def run_cli(*args, timeout: float = 120, **kwargs):
     import subprocess
 
     return subprocess.run([sys.executable, "-m", "dfplanner.cli", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def tiny_trained_model(obs_dim: int = 4, metadata: dict | None = None):
+    """An untrained, complete TrainedModel of a few hundred weights: for checkpoint plumbing, not planning."""
+    import numpy as np
+
+    from dfplanner.checkpoint import TrainedModel
+    from dfplanner.noise import NoiseSchedule
+    from dfplanner.tokens import Normalizer, TokenLayout
+
+    layout = TokenLayout(obs_dim=obs_dim, act_dim=2, frame_stack=2)
+    normalizer = Normalizer(np.zeros(layout.step_dim, np.float32), np.ones(layout.step_dim, np.float32),
+                            np.zeros(obs_dim, np.float32), np.ones(obs_dim, np.float32))
+    return TrainedModel.create({"hidden": 8}, NoiseSchedule(num_levels=10), layout, normalizer, metadata)

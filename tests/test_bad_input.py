@@ -13,13 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import d4rl_arrays, run_cli, write_hdf5
-from dfplanner.checkpoint import TrainedModel, checkpoint_paths
+from conftest import d4rl_arrays, run_cli, tiny_trained_model, write_hdf5
+from dfplanner.checkpoint import checkpoint_paths
 from dfplanner.cli import main
 from dfplanner.errors import DfplannerError
-from dfplanner.noise import NoiseSchedule
 from dfplanner.pretrained import load_planner, shipped_checkpoint
-from dfplanner.tokens import Normalizer, TokenLayout
 
 UMAZE = shipped_checkpoint("maze2d-umaze-v1")
 FAST_SECONDS = 10  # every case fails before any long work (and Minari never waits on a network)
@@ -48,13 +46,8 @@ def shipped_copy(tmp_path, edit=lambda description: None):
 
 
 def checkpoint_for_obs_size(tmp_path, obs_dim):
-    """A complete, loadable checkpoint of a tiny model for maze2d-umaze observations of size obs_dim."""
-    layout = TokenLayout(obs_dim=obs_dim, act_dim=2, frame_stack=2)
-    normalizer = Normalizer(np.zeros(layout.step_dim, np.float32), np.ones(layout.step_dim, np.float32),
-                            np.zeros(obs_dim, np.float32), np.ones(obs_dim, np.float32))
-    trained = TrainedModel.create({"hidden": 8}, NoiseSchedule(num_levels=10), layout, normalizer,
-                                  {"env_id": "maze2d-umaze-v1", "planner": {"replan_every": 2}})
-    trained.save(tmp_path / "ckpt")
+    """A complete, loadable checkpoint for maze2d-umaze whose model takes observations of size obs_dim."""
+    tiny_trained_model(obs_dim, {"env_id": "maze2d-umaze-v1", "planner": {"replan_every": 2}}).save(tmp_path / "ckpt")
     return tmp_path / "ckpt.json"
 
 
