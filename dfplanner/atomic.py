@@ -26,6 +26,15 @@ def check_writable(path: str | Path) -> Path:
     return path
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename durable: without this a power loss may bring back the old directory entry."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
@@ -39,6 +48,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         with open(tmp, "rb+") as handle:  # on disk before the rename, so a crash never leaves a torn file
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _fsync_folder(path.parent)
     except OSError as error:
         raise DfplannerError(f"cannot write {path}: {error.strerror or error}") from error
     finally:

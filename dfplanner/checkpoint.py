@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -91,15 +92,24 @@ class TrainedModel:
         write_json(stem.with_suffix(".json"), self.description())
 
 
+CHECKPOINT_SUFFIXES = (".json", ".safetensors")
+
+
 def checkpoint_paths(path: Path) -> tuple[Path, Path]:
     """Accept `x.json`, `x.safetensors` or the stem `x`."""
     path = Path(path)
-    stem = path.with_suffix("") if path.suffix in (".json", ".safetensors") else path
+    stem = path.with_suffix("") if path.suffix in CHECKPOINT_SUFFIXES else path
     return stem.with_suffix(".json"), stem.with_suffix(".safetensors")
 
 
 def load_trained_model(path: Path, device: str | torch.device = "cpu") -> TrainedModel:
     """Rebuild a TrainedModel from a checkpoint, checking format version and weights."""
+    path = Path(path)
+    if path.suffix not in CHECKPOINT_SUFFIXES and path.is_file():
+        raise DfplannerError(
+            f"{path}: not a dfplanner checkpoint (expected NAME.json with NAME.safetensors); "
+            "pickle and torch.save files are never loaded"
+        )
     json_path, weights_path = checkpoint_paths(path)
     if not json_path.exists() and not weights_path.exists():
         raise DfplannerError(f"{path}: checkpoint not found (expected {json_path.name} and {weights_path.name})")
@@ -115,11 +125,17 @@ def load_trained_model(path: Path, device: str | torch.device = "cpu") -> Traine
         layout = TokenLayout.from_dict(description["tokens"])
         normalizer = Normalizer.from_dict(description["normalizer"])
         model_config = description["model"]
-    except (KeyError, TypeError, ValueError) as error:
+        metadata = {k: v for k, v in description.items() if k not in ("format_version", "model", "diffusion", "tokens", "normalizer")}
+        trained = TrainedModel.create(model_config, schedule, layout, normalizer, metadata)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise DfplannerError(f"{json_path}: incomplete checkpoint description ({error!r})") from None
-    metadata = {k: v for k, v in description.items() if k not in ("format_version", "model", "diffusion", "tokens", "normalizer")}
-    trained = TrainedModel.create(model_config, schedule, layout, normalizer, metadata)
+    for name, values in normalizer.to_dict().items():
+        if not np.all(np.isfinite(values)):
+            raise DfplannerError(f"{json_path}: normalizer {name!r} holds NaN or inf")
     weights = read_tensors(weights_path)
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise DfplannerError(f"{weights_path}: tensor {name!r} holds NaN or inf")
     try:
         trained.model.load_state_dict(weights)
     except RuntimeError as error:

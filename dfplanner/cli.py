@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from dfplanner.evaluation import Policy
 
 USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, the shell convention
 DEFAULT_EVAL_ENV = "maze2d-large"
 DEFAULT_POLICY = "planner"
 # Planner settings that `dfplan eval` can override: flag dest -> PlannerSettings / SamplerSettings field
@@ -159,8 +160,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     try:
         trainer.run(evaluate=evaluate, eval_every=args.eval_every)
     except KeyboardInterrupt:
-        print(f"stopped; resume with: dfplan train --env {args.env} --out {out} --resume")
-        return
+        saved = "nothing saved yet" if trainer.saved_step is None else f"step {trainer.saved_step} saved"
+        print(f"stopped at step {trainer.step}, {saved}; resume with: dfplan train --env {args.env} --out {out} --resume")
+        raise
     print(f"wrote {out / 'model.json'} and {out / 'model.safetensors'}")
 
 
@@ -274,8 +276,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except DfplannerError as error:
-        print(f"dfplan: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split("\n"))  # one line, even if a library's message had several
+        print(f"dfplan: error: {message}", file=sys.stderr)
         return USER_ERROR_EXIT
+    except KeyboardInterrupt:
+        print("dfplan: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
     return 0
 
 

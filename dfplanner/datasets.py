@@ -149,12 +149,16 @@ def _from_d4rl_arrays(arrays: Mapping[str, np.ndarray], where: str, env_id: str)
 
 def _load_minari_id(dataset_id: str) -> OfflineDataset:
     import minari
+    from minari.storage import get_dataset_path
 
     try:
-        dataset = minari.load_dataset(dataset_id)  # download=False: never touches the network
+        dataset = minari.load_dataset(dataset_id, download=False)  # never touches the network
     except FileNotFoundError as error:
         local = ", ".join(sorted(minari.list_local_datasets())) or "none"
-        raise DfplannerError(f"minari:{dataset_id}: not found locally (local datasets: {local})") from error
+        raise DfplannerError(
+            f"minari:{dataset_id}: not found locally at {get_dataset_path(dataset_id)} (datasets are never downloaded; "
+            f"fetch it with `minari download {dataset_id}` or set MINARI_DATASETS_PATH; local datasets: {local})"
+        ) from error
     except Exception as error:
         raise DfplannerError(f"minari:{dataset_id}: unreadable Minari dataset ({error})") from error
     return _from_minari(dataset, f"minari:{dataset_id}")

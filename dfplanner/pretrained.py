@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from dfplanner.checkpoint import load_trained_model
+from dfplanner.envs.maze2d import OBS_DIM
 from dfplanner.errors import DfplannerError
 from dfplanner.planner import DiffusionForcingPlanner, PlannerSettings
 
@@ -39,6 +40,10 @@ def load_planner(
     trained_for = trained.metadata.get("env_id")
     if env_id is not None and trained_for is not None and trained_for != env_id:
         raise DfplannerError(f"{checkpoint}: checkpoint was trained for {trained_for}, not {env_id}")
+    if env_id is not None and trained.layout.obs_dim != OBS_DIM:
+        raise DfplannerError(
+            f"{checkpoint}: checkpoint expects observations of size {trained.layout.obs_dim}, {env_id} gives {OBS_DIM}"
+        )
     settings = dict(trained.metadata.get("planner", {}))
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if episode_steps is not None:

@@ -1,17 +1,20 @@
 """The training loop: sample windows, Diffusion Forcing loss, AdamW, EMA, checkpoints, resume.
 
 Everything needed to continue a run exactly (weights, EMA, optimizer, data-order and noise RNG
-states, step) is written every `save_every` steps to `train_state.*`; the planner checkpoint (EMA
-weights) to `model.*`. Both atomically, so a killed run loses at most one interval. Ctrl-C saves and
-stops cleanly.
+states, step) is written every `save_every` steps: the tensors to `train_state-STEP.safetensors`,
+then `train_state.json`, which names that file and is the commit point; the planner checkpoint (EMA
+weights) to `model.*`. All atomically, so a run killed at any moment loses at most one interval.
+Ctrl-C (or SIGTERM) finishes the current step, saves and stops; a second one stops at once.
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -38,6 +41,27 @@ def learning_rate(step: int, settings: dict) -> float:
     return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+class StopRequests:
+    """While training, Ctrl-C (SIGINT) and SIGTERM only ask the loop to stop after the current step,
+    so what is saved is always a whole step; a second signal acts as usual (it restores the old handler)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            self.previous = {sig: signal.signal(sig, self._request) for sig in self.SIGNALS}
+
+    def _request(self, signum: int, frame) -> None:
+        self.requested = True
+        signal.signal(signum, self.previous[signum])
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
 class Trainer:
     def __init__(self, dataset, config: dict, out_dir: Path, env_id: str | None = None, device: str = "auto"):
         self.config, self.out_dir, self.env_id = config, Path(out_dir), env_id
@@ -46,6 +70,7 @@ class Trainer:
         except OSError as error:
             raise DfplannerError(f"cannot create run folder {self.out_dir}: {error.strerror}") from None
         self.device = resolve_device(device)
+        torch.manual_seed(config["training"]["seed"])  # the weights' initialization too depends on the seed only
         tokens_cfg = config["tokens"]
         layout = TokenLayout(
             obs_dim=dataset.observations.shape[1],
@@ -66,27 +91,35 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
         self.rng = np.random.default_rng(settings["seed"])
         self.noise_generator = torch.Generator(self.device).manual_seed(settings["seed"])
-        torch.manual_seed(settings["seed"])
         self.step = 0
+        self.saved_step: int | None = None  # the step of the last complete checkpoint in out_dir
 
     # ---- persistence ---------------------------------------------------------------------------
     def save(self) -> None:
+        """Tensors under a new name first, then the JSON naming them: a kill between the two leaves
+        the previous JSON pointing at the previous, still present, tensors."""
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors |= {f"ema.{k}": v for k, v in self.ema.model.state_dict().items()}
         optimizer = self.optimizer.state_dict()
         for index, state in optimizer["state"].items():
             tensors |= {f"optim.{index}.{k}": torch.as_tensor(v) for k, v in state.items()}
         tensors["rng.noise"] = self.noise_generator.get_state()
-        write_tensors(self.out_dir / f"{STATE_STEM}.safetensors", tensors)
+        tensors_name = f"{STATE_STEM}-{self.step:08d}.safetensors"
+        write_tensors(self.out_dir / tensors_name, tensors)
         write_json(self.out_dir / f"{STATE_STEM}.json", {
             "step": self.step,
+            "tensors": tensors_name,
             "param_groups": optimizer["param_groups"],
             "data_rng": self.rng.bit_generator.state,
             "normalizer": self.sampler.normalizer.to_dict(),
             "config": self.config,
         })
+        for old in self.out_dir.glob(f"{STATE_STEM}*.safetensors"):
+            if old.name != tensors_name:
+                old.unlink()
         self.trained.metadata["training_steps"] = self.step
         self.trained.save(self.out_dir / MODEL_STEM, self.ema.model.state_dict())
+        self.saved_step = self.step
 
     def resume(self) -> bool:
         """Continue from out_dir's training state if there is one; False if starting fresh."""
@@ -94,21 +127,30 @@ class Trainer:
         if not state_json.exists():
             return False
         meta = read_json(state_json)
-        tensors = read_tensors(self.out_dir / f"{STATE_STEM}.safetensors")
-        saved_norm = Normalizer.from_dict(meta["normalizer"])
-        if not np.allclose(saved_norm.step_mean, self.sampler.normalizer.step_mean, atol=1e-5):
-            raise DfplannerError(f"{state_json}: this run was trained on different data; use another --out")
-        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        self.ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-        optim_state: dict[int, dict] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, index, name = key.split(".", 2)
-                optim_state.setdefault(int(index), {})[name] = value
-        self.optimizer.load_state_dict({"state": optim_state, "param_groups": meta["param_groups"]})
-        self.noise_generator.set_state(tensors["rng.noise"])
-        self.rng.bit_generator.state = meta["data_rng"]
-        self.step = meta["step"]
+        tensors_name = meta.get("tensors", f"{STATE_STEM}.safetensors")
+        if not isinstance(tensors_name, str) or Path(tensors_name).name != tensors_name:
+            raise DfplannerError(f"{state_json}: 'tensors' must name a file in {self.out_dir}, got {tensors_name!r}")
+        tensors = read_tensors(self.out_dir / tensors_name)
+        try:
+            saved_norm = Normalizer.from_dict(meta["normalizer"])
+            if saved_norm.step_mean.shape != self.sampler.normalizer.step_mean.shape or not np.allclose(
+                saved_norm.step_mean, self.sampler.normalizer.step_mean, atol=1e-5
+            ):
+                raise DfplannerError(f"{state_json}: this run was trained on different data; use another --out")
+            self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+            self.ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+            optim_state: dict[int, dict] = {}
+            for key, value in tensors.items():
+                if key.startswith("optim."):
+                    _, index, name = key.split(".", 2)
+                    optim_state.setdefault(int(index), {})[name] = value
+            self.optimizer.load_state_dict({"state": optim_state, "param_groups": meta["param_groups"]})
+            self.noise_generator.set_state(tensors["rng.noise"])
+            self.rng.bit_generator.state = meta["data_rng"]
+            self.step = self.saved_step = int(meta["step"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise DfplannerError(f"{state_json}: training state does not match this model and configuration ({first})") from None
         return True
 
     # ---- loop ------------------------------------------------------------------------------------
@@ -139,6 +181,7 @@ class Trainer:
         writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step)
         bar = tqdm(total=total, initial=self.step, disable=not progress, desc="train", unit="step")
         window_start, window_steps = time.perf_counter(), 0
+        stop = StopRequests()
         try:
             while self.step < total:
                 loss, grad_norm = self.train_step()
@@ -161,11 +204,12 @@ class Trainer:
                         else:  # a matplotlib figure, e.g. plans over the maze
                             writer.add_figure(f"eval/{name}", value, self.step)
                     self.trained.model = self.model
-        except KeyboardInterrupt:
-            bar.write(f"interrupted: saving step {self.step} to {self.out_dir}")
-            self.save()
-            raise
+                if stop.requested and self.step < total:
+                    bar.write(f"interrupted: saving step {self.step} to {self.out_dir}")
+                    self.save()
+                    raise KeyboardInterrupt
         finally:
+            stop.restore()
             bar.close()
             writer.close()
         self.save()  # also records the current config's planner settings when resuming a finished run

@@ -20,6 +20,7 @@ from dfplanner.envs.layouts import MazeSpec, maze_spec, pos_to_cell
 from dfplanner.errors import DfplannerError
 
 MAX_SPEED = 5.0  # D4RL clips qvel to [-5, 5] before each step
+OBS_DIM = 4  # qpos (row, col) and qvel
 GOAL_RADIUS = 0.5  # sparse reward radius
 RESET_POS_NOISE = 0.1  # uniform half-width on the start (and multi-goal target) position
 RESET_VEL_STD = 0.1  # normal std on the start velocity
@@ -81,7 +82,7 @@ class Maze2dEnv(gym.Env[np.ndarray, np.ndarray]):
         self.multi_goal = multi_goal
         self.model = mujoco.MjModel.from_xml_string(build_mjcf(self.maze))
         self.data = mujoco.MjData(self.model)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self.target = self.maze.goal
 

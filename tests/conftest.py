@@ -45,3 +45,48 @@ def point_model(tmp_path_factory):
     })
     trainer = Trainer(random_walks(), config, tmp_path_factory.mktemp("point"), device="cpu")
     return trainer.run(progress=False)
+
+
+def d4rl_arrays(n: int = 50, seed: int = 0) -> dict:
+    """A small valid D4RL-format dataset: 4-d observations, 2-d actions in [-1, 1], three episodes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    terminals = np.zeros(n, dtype=bool)
+    terminals[[9, 29]] = True
+    return {
+        "observations": rng.normal(size=(n, 4)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, size=(n, 2)).astype(np.float32),
+        "rewards": rng.integers(0, 2, size=n).astype(np.float32),
+        "terminals": terminals,
+    }
+
+
+def write_hdf5(path, arrays: dict):
+    import h5py
+
+    with h5py.File(path, "w") as file:
+        for key, value in arrays.items():
+            file.create_dataset(key, data=value)
+    return path
+
+
+def run_cli(*args, timeout: float = 120, **kwargs):
+    """`dfplan ARGS` in a fresh Python process (real stderr, real exit code, real signals)."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "dfplanner.cli", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def tiny_trained_model(obs_dim: int = 4, metadata: dict | None = None):
+    """An untrained, complete TrainedModel of a few hundred weights: for checkpoint plumbing, not planning."""
+    import numpy as np
+
+    from dfplanner.checkpoint import TrainedModel
+    from dfplanner.noise import NoiseSchedule
+    from dfplanner.tokens import Normalizer, TokenLayout
+
+    layout = TokenLayout(obs_dim=obs_dim, act_dim=2, frame_stack=2)
+    normalizer = Normalizer(np.zeros(layout.step_dim, np.float32), np.ones(layout.step_dim, np.float32),
+                            np.zeros(obs_dim, np.float32), np.ones(obs_dim, np.float32))
+    return TrainedModel.create({"hidden": 8}, NoiseSchedule(num_levels=10), layout, normalizer, metadata)

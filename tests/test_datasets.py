@@ -1,35 +1,15 @@
-import pickle
 import time
 
-import h5py
 import numpy as np
 import pytest
 
 import dfplanner
+from conftest import d4rl_arrays, write_hdf5
 from dfplanner.envs import pos_to_cell
 from dfplanner.envs.maze2d import Maze2dEnv
 from dfplanner.errors import DfplannerError
 
 N = 50
-
-
-def d4rl_arrays(n=N, seed=0):
-    rng = np.random.default_rng(seed)
-    terminals = np.zeros(n, dtype=bool)
-    terminals[[9, 29]] = True
-    return {
-        "observations": rng.normal(size=(n, 4)).astype(np.float32),
-        "actions": rng.uniform(-1, 1, size=(n, 2)).astype(np.float32),
-        "rewards": rng.integers(0, 2, size=n).astype(np.float32),
-        "terminals": terminals,
-    }
-
-
-def write_hdf5(path, arrays):
-    with h5py.File(path, "w") as file:
-        for key, value in arrays.items():
-            file.create_dataset(key, data=value)
-    return path
 
 
 def test_real_d4rl_file_with_extra_keys_and_no_timeouts(tmp_path):
@@ -50,20 +30,6 @@ def test_episode_ends_from_timeouts_or_terminals(tmp_path):
     data = dfplanner.load_dataset(write_hdf5(tmp_path / "d.hdf5", d4rl_arrays() | {"timeouts": timeouts}))
     np.testing.assert_array_equal(data.episode_ends, [10, 20, 30, N])
     assert data.goals is None and data.env_id == ""
-
-
-def test_never_unpickles(tmp_path):
-    marker = tmp_path / "unpickled"
-
-    class Evil:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
-    path = tmp_path / "data.hdf5"
-    path.write_bytes(pickle.dumps({"observations": Evil()}))
-    with pytest.raises(DfplannerError, match=f"{path}: not an HDF5 file"):
-        dfplanner.load_dataset(path)
-    assert not marker.exists()
 
 
 def corrupt(arrays, key, value):

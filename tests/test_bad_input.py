@@ -1,0 +1,218 @@
+"""Bad input never gives a traceback or a silent wrong result: each case of this table runs the real
+`dfplan` entry point and must exit with code 2 and one line `dfplan: error: ...` naming what is wrong
+and where (file, key, value). Crafted pickles must raise the same kind of error and run nothing."""
+
+import json
+import os
+import pickle
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from conftest import d4rl_arrays, run_cli, tiny_trained_model, write_hdf5
+from dfplanner.checkpoint import checkpoint_paths
+from dfplanner.cli import main
+from dfplanner.errors import DfplannerError
+from dfplanner.pretrained import load_planner, shipped_checkpoint
+
+UMAZE = shipped_checkpoint("maze2d-umaze-v1")
+FAST_SECONDS = 10  # every case fails before any long work (and Minari never waits on a network)
+
+
+def train(dataset, tmp_path, *extra):
+    return ["train", "--env", "maze2d-umaze", "--dataset", str(dataset), "--out", str(tmp_path / "run"), *extra]
+
+
+def evaluate(checkpoint=None, *extra, env="maze2d-umaze"):
+    return ["eval", "--env", env, "--episodes", "1", *(["--checkpoint", str(checkpoint)] if checkpoint else []), *extra]
+
+
+def bad_dataset(tmp_path, change):
+    return write_hdf5(tmp_path / "bad.hdf5", change(d4rl_arrays()))
+
+
+def shipped_copy(tmp_path, edit=lambda description: None):
+    """The shipped umaze checkpoint copied to tmp_path, its JSON description edited by `edit`."""
+    json_path, weights_path = checkpoint_paths(UMAZE)
+    shutil.copy(weights_path, tmp_path / "ckpt.safetensors")
+    description = json.loads(json_path.read_text())
+    edit(description)
+    (tmp_path / "ckpt.json").write_text(json.dumps(description))
+    return tmp_path / "ckpt.json"
+
+
+def checkpoint_for_obs_size(tmp_path, obs_dim):
+    """A complete, loadable checkpoint for maze2d-umaze whose model takes observations of size obs_dim."""
+    tiny_trained_model(obs_dim, {"env_id": "maze2d-umaze-v1", "planner": {"replan_every": 2}}).save(tmp_path / "ckpt")
+    return tmp_path / "ckpt.json"
+
+
+def nan_weights(tmp_path):
+    path = shipped_copy(tmp_path)
+    weights = load_file(tmp_path / "ckpt.safetensors")
+    weights["head.2.bias"][0] = float("nan")
+    save_file(weights, tmp_path / "ckpt.safetensors")
+    return path
+
+
+def not_json(tmp_path):
+    path = shipped_copy(tmp_path)
+    path.write_text("{oops")
+    return path
+
+
+def truncated(tmp_path):
+    content = write_hdf5(tmp_path / "good.hdf5", {k: np.repeat(v, 100, axis=0) for k, v in d4rl_arrays().items()}).read_bytes()
+    path = tmp_path / "truncated.hdf5"
+    path.write_bytes(content[: len(content) // 2])
+    return path
+
+
+def corrupted(tmp_path):
+    content = write_hdf5(tmp_path / "good.hdf5", {k: np.repeat(v, 100, axis=0) for k, v in d4rl_arrays().items()}).read_bytes()
+    path = tmp_path / "corrupted.hdf5"
+    path.write_bytes(content[:8] + bytes(range(256)) * 4 + content[8 + 1024 :])
+    return path
+
+
+def nan_at_row_7(arrays):
+    arrays["observations"][7, 1] = np.nan
+    return arrays
+
+
+def a_file(tmp_path):
+    path = tmp_path / "a-file"
+    path.write_text("")
+    return path
+
+
+# case -> (tmp_path -> dfplan arguments, texts the message must contain; "{tmp}" stands for tmp_path)
+CASES = {
+    "missing dataset file": (lambda t: train(t / "nope.hdf5", t), ["{tmp}/nope.hdf5", "no such file"]),
+    "missing checkpoint": (lambda t: evaluate(t / "nope"), ["{tmp}/nope", "checkpoint not found"]),
+    "truncated hdf5": (lambda t: train(truncated(t), t), ["{tmp}/truncated.hdf5", "HDF5"]),
+    "corrupted hdf5": (lambda t: train(corrupted(t), t), ["{tmp}/corrupted.hdf5", "HDF5"]),
+    "missing key": (lambda t: train(bad_dataset(t, lambda a: {k: v for k, v in a.items() if k != "actions"}), t),
+                    ["{tmp}/bad.hdf5", "missing key 'actions'"]),
+    "wrong shape": (lambda t: train(bad_dataset(t, lambda a: a | {"rewards": np.zeros((50, 2))}), t),
+                    ["{tmp}/bad.hdf5", "key 'rewards' has shape (50, 2), expected (50)"]),
+    "NaN in observations": (lambda t: train(bad_dataset(t, nan_at_row_7), t),
+                            ["{tmp}/bad.hdf5", "'observations' has NaN or inf (first at row 7)"]),
+    "actions outside [-1, 1]": (lambda t: train(bad_dataset(t, lambda a: a | {"actions": a["actions"] * 3}), t),
+                                ["{tmp}/bad.hdf5", "'actions' has values outside [-1, 1]"]),
+    "unknown environment": (lambda t: ["eval", "--env", "maze2d-huge"], ["unknown environment 'maze2d-huge'"]),
+    "unknown environment (train)": (lambda t: ["train", "--env", "antmaze"], ["unknown environment 'antmaze'"]),
+    "checkpoint for another environment": (lambda t: evaluate(UMAZE, env="maze2d-large"),
+                                           [str(UMAZE), "trained for maze2d-umaze-v1, not maze2d-large-v1"]),
+    "checkpoint for another observation size": (lambda t: evaluate(checkpoint_for_obs_size(t, 6)),
+                                                ["{tmp}/ckpt.json", "observations of size 6, maze2d-umaze-v1 gives 4"]),
+    "checkpoint from a newer format version": (
+        lambda t: evaluate(shipped_copy(t, lambda d: d.update(format_version=2))),
+        ["{tmp}/ckpt.json", "format version 2 is newer"]),
+    "checkpoint JSON not JSON": (lambda t: evaluate(not_json(t)), ["{tmp}/ckpt.json", "not a valid JSON file"]),
+    "checkpoint weights with NaN": (lambda t: evaluate(nan_weights(t)), ["{tmp}/ckpt.safetensors", "'head.2.bias' holds NaN"]),
+    "checkpoint weights for another model": (
+        lambda t: evaluate(shipped_copy(t, lambda d: d["model"].update(hidden=128))),
+        ["{tmp}/ckpt.safetensors", "weights do not match the model in ckpt.json"]),
+    "invalid scheduling matrix": (
+        lambda t: evaluate(shipped_copy(t, lambda d: d["planner"].update(schedule=[[10, 5], [20, 0], [0, 0]]))),
+        ["scheduling matrix column 0 increases from row 0 to row 1 (10 -> 20)"]),
+    "zero episodes": (lambda t: ["eval", "--episodes", "0"], ["--episodes must be positive, got 0"]),
+    "negative episodes": (lambda t: ["eval", "--episodes", "-3"], ["--episodes must be positive, got -3"]),
+    "zero training steps": (lambda t: ["train", "--env", "maze2d-umaze", "--steps", "0"], ["--steps must be positive, got 0"]),
+    "negative generated steps": (lambda t: ["data", "generate", "--env", "maze2d-umaze", "--steps", "-5"],
+                                 ["steps must be positive"]),
+    "output folder missing": (lambda t: evaluate(None, "--json", str(t / "no" / "x.json")),
+                              ["cannot write {tmp}/no/x.json", "folder {tmp}/no does not exist"]),
+    "output path is a folder": (lambda t: evaluate(None, "--plot", str(t)), ["cannot write {tmp}: it is a folder"]),
+    "run folder not creatable": (lambda t: train(write_hdf5(t / "ok.hdf5", d4rl_arrays()), a_file(t)),
+                                 ["cannot create run folder {tmp}/a-file/run"]),
+    "unknown Minari id": (lambda t: train("minari:nobody/nothing-v0", t),
+                          ["minari:nobody/nothing-v0: not found locally", "never downloaded"]),
+}
+if not torch.cuda.is_available():
+    CASES["--device cuda without a GPU"] = (lambda t: evaluate(None, "--device", "cuda"), ["--device cuda", "no CUDA GPU"])
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_gives_one_line_and_exit_code_2(case, tmp_path, capsys):
+    make_args, texts = CASES[case]
+    args = [str(a) for a in make_args(tmp_path)]
+    start = time.perf_counter()
+    code = main(args)
+    elapsed = time.perf_counter() - start
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    assert captured.err.startswith("dfplan: error: ") and captured.err.count("\n") == 1, captured.err
+    for text in texts:
+        assert text.replace("{tmp}", str(tmp_path)) in captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert elapsed < FAST_SECONDS
+
+
+def test_observation_of_the_wrong_shape_handed_to_the_policy():
+    planner = load_planner(UMAZE, "maze2d-umaze-v1", device="cpu")
+    planner.reset(np.zeros(4, np.float32), goal=np.ones(2))
+    with pytest.raises(DfplannerError, match=r"act: observation has shape \(5,\), expected \(4,\) or \(1, 4\)"):
+        planner.act(np.zeros(5))
+
+
+class Payload:
+    """Unpickling this runs a shell command that creates `marker`: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture
+def crafted_pickle(tmp_path):
+    """(bytes of a malicious pickle, the marker file it would create); checked to really work."""
+    marker = tmp_path / "code-ran"
+    payload = pickle.dumps({"state_dict": Payload(marker)})
+    pickle.loads(payload)
+    assert marker.exists()  # the payload is live: unpickling it runs code
+    marker.unlink()
+    return payload, marker
+
+
+PICKLE_CASES = {
+    "--checkpoint X.pt": ("eval", "evil.pt", "not a dfplanner checkpoint"),
+    "--checkpoint X.pkl": ("eval", "evil.pkl", "not a dfplanner checkpoint"),
+    "--checkpoint X.json": ("eval", "evil.json", "not a valid JSON file"),
+    "--checkpoint X.safetensors": ("eval", "evil.safetensors", "not a valid safetensors file"),
+    "--dataset X.pkl": ("train", "evil.pkl", "not an HDF5 file"),
+    "--dataset X.hdf5": ("train", "evil.hdf5", "not an HDF5 file"),
+}
+
+
+@pytest.mark.parametrize("case", list(PICKLE_CASES))
+def test_crafted_pickle_runs_no_code(case, crafted_pickle, tmp_path, capsys):
+    payload, marker = crafted_pickle
+    command, name, message = PICKLE_CASES[case]
+    path = tmp_path / name
+    path.write_bytes(payload)
+    if name == "evil.safetensors":  # a valid description beside it, so that the weights file is what is read
+        shutil.copy(checkpoint_paths(UMAZE)[0], tmp_path / "evil.json")
+    args = evaluate(path) if command == "eval" else train(path, tmp_path)
+    assert main([str(a) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dfplan: error: {path}: {message}") and err.count("\n") == 1
+    assert not marker.exists()
+
+
+def test_crafted_pickle_checkpoint_in_a_real_process(crafted_pickle, tmp_path):
+    payload, marker = crafted_pickle
+    path = tmp_path / "model.pt"
+    path.write_bytes(payload)
+    proc = run_cli("eval", "--env", "maze2d-umaze", "--checkpoint", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"dfplan: error: {path}: not a dfplanner checkpoint (expected NAME.json with "
+                                        "NAME.safetensors); pickle and torch.save files are never loaded"]
+    assert not marker.exists()
