@@ -91,21 +91,24 @@ def recovered_envs(dataset_id: str) -> tuple[MazeSpec, Callable[[], gym.Env], in
 
     where = f"minari:{dataset_id}"
     try:
-        import gymnasium_robotics  # noqa: F401  (the recovered env's entry point)
+        with warnings.catch_warnings():  # it warns about its Adroit envs on import
+            warnings.simplefilter("ignore")
+            import gymnasium_robotics  # noqa: F401  (the recovered env's entry point)
     except ImportError:
         raise DfplannerError(f"{where}: evaluation needs the optional gymnasium-robotics: pip install 'dfplanner[robotics]'") from None
     dataset = open_minari(dataset_id)
-    spec = dataset.spec.eval_env_spec or dataset.spec.env_spec
-    if not isinstance(dataset.observation_space, gym.spaces.Dict) or "desired_goal" not in dataset.observation_space.spaces:
-        raise DfplannerError(f"{where}: evaluation needs a goal-conditioned PointMaze dataset (dict observations with desired_goal)")
+
+    def recover() -> gym.Env:
+        with warnings.catch_warnings():  # minari warns about requirements and a missing evaluation env
+            warnings.simplefilter("ignore")
+            return dataset.recover_environment(eval_env=True)
+
+    probe = recover()
+    space, spec = probe.observation_space, probe.spec
+    probe.close()
+    if not isinstance(space, gym.spaces.Dict) or not {"observation", "desired_goal"} <= set(space.spaces):
+        raise DfplannerError(f"{where}: evaluation needs a goal-conditioned PointMaze env (dict observations with desired_goal)")
     maze = pointmaze_maze(spec, where)
     if spec.max_episode_steps is None:
         raise DfplannerError(f"{where}: its env spec has no max_episode_steps, so episodes have no length")
-
-    def make() -> gym.Env:
-        with warnings.catch_warnings():  # minari warns about requirements and a missing evaluation env
-            warnings.simplefilter("ignore")
-            env = dataset.recover_environment(eval_env=True)
-        return PointMazeInD4rlFrame(env, maze)
-
-    return maze, make, spec.max_episode_steps
+    return maze, lambda: PointMazeInD4rlFrame(recover(), maze), spec.max_episode_steps
