@@ -34,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from dfplanner.checkpoint import TrainedModel, read_json, read_tensors, write_json, write_tensors
+from dfplanner.datasets import OfflineDataset
 from dfplanner.errors import DfplannerError
 from dfplanner.noise import NoiseSchedule
 from dfplanner.objective import EMA, diffusion_forcing_loss
@@ -79,7 +80,7 @@ class _Loss(nn.Module):
 
 
 class Trainer:
-    def __init__(self, dataset, config: dict, out_dir: Path, env_id: str | None = None, device: str = "auto"):
+    def __init__(self, dataset: OfflineDataset, config: dict, out_dir: Path, env_id: str | None = None, device: str = "auto"):
         self.config, self.out_dir, self.env_id = config, Path(out_dir), env_id
         self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         self.is_main = self.rank == 0
