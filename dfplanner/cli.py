@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from dfplanner.errors import DfplannerError
 
 if TYPE_CHECKING:
-    from dfplanner.evaluation import Policy
+    from dfplanner.evaluation import EvalTask, Policy
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, the shell convention
@@ -36,31 +36,28 @@ PLANNER_OVERRIDES = {
 }
 
 
-def _oracle(args: argparse.Namespace, env_id: str) -> Policy:
+def _oracle(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.evaluation import OraclePolicy
 
-    return OraclePolicy(env_id)
+    return OraclePolicy(task.maze.env_id)
 
 
-def _random(args: argparse.Namespace, env_id: str) -> Policy:
+def _random(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.evaluation import RandomPolicy
 
     return RandomPolicy(seed=args.seed)
 
 
-def _planner(args: argparse.Namespace, env_id: str) -> Policy:
-    from dfplanner.envs.layouts import MAZES
+def _planner(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.pretrained import load_planner, shipped_checkpoint
 
-    checkpoint = args.checkpoint or shipped_checkpoint(env_id)
+    checkpoint = args.checkpoint or shipped_checkpoint(task.maze.env_id)
     overrides = {field: getattr(args, dest) for dest, field in PLANNER_OVERRIDES.items()}
-    return load_planner(
-        checkpoint, env_id, device=args.device, seed=args.seed, episode_steps=MAZES[env_id].max_episode_steps, **overrides
-    )
+    return load_planner(checkpoint, task.maze.env_id, device=args.device, seed=args.seed, episode_steps=task.steps, **overrides)
 
 
-# --policy name -> factory(args, env_id) returning a batched Policy (see dfplanner.evaluation.Policy)
-POLICIES: dict[str, Callable[[argparse.Namespace, str], "Policy"]] = {
+# --policy name -> factory(args, task) returning a batched Policy (see dfplanner.evaluation.Policy)
+POLICIES: dict[str, Callable[[argparse.Namespace, "EvalTask"], "Policy"]] = {
     "planner": _planner,
     "oracle": _oracle,
     "random": _random,
@@ -79,22 +76,18 @@ def cmd_data_generate(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from dfplanner.atomic import atomic_output, check_writable
-    from dfplanner.envs.layouts import resolve_env_id
-    from dfplanner.evaluation import evaluate
+    from dfplanner.evaluation import eval_task, evaluate
 
-    env_id = resolve_env_id(args.env)
     if args.episodes <= 0:
         raise DfplannerError(f"--episodes must be positive, got {args.episodes}")
     for path in (args.json, args.plot):
         if path:
             check_writable(path)  # before the run, not after it
-    policy = POLICIES[args.policy](args, env_id)
-    result = evaluate(
-        env_id, policy, args.episodes, seed=args.seed, multi_goal=args.multi_goal, batch_size=args.batch_size,
-        keep_trajectories=bool(args.plot),
-    )
+    task = eval_task(args.env, args.multi_goal)
+    policy = POLICIES[args.policy](args, task)
+    result = evaluate(task, policy, args.episodes, seed=args.seed, batch_size=args.batch_size, keep_trajectories=bool(args.plot))
     if args.plot:
-        _plot(args.plot, env_id, policy, result)
+        _plot(args.plot, task, policy, result)
         print(f"wrote {args.plot}")
     result.pop("trajectories", None)
     if args.policy == "planner":
@@ -109,19 +102,19 @@ def cmd_eval(args: argparse.Namespace) -> None:
 PLOTTED_EPISODES = 4
 
 
-def _plot(path: str, env_id: str, policy, result: dict) -> None:
+def _plot(path: str, task: EvalTask, policy, result: dict) -> None:
     """The last episodes of the run (those whose final plan the planner still holds)."""
     import numpy as np
 
-    from dfplanner.envs.layouts import MAZES
     from dfplanner.plotting import plot_episodes
 
     count = min(PLOTTED_EPISODES, result["episodes"])
     plan = getattr(policy, "last_plan", None)
     plans = plan.observations[-count:, :, :2] if plan is not None and plan.observations is not None else None
     targets = np.array([episode["target"] for episode in result["per_episode"][-count:]])
-    title = f"{env_id} {result['policy']}: normalized {result['normalized_score_mean']:.1f}, success {result['success_rate']:.0%}"
-    plot_episodes(path, MAZES[env_id], result["trajectories"][-count:], targets, plans, title)
+    score = f"normalized {result['normalized_score_mean']:.1f}" if task.d4rl_scores else f"return {result['return_mean']:.1f}"
+    title = f"{task.name} {result['policy']}: {score}, success {result['success_rate']:.0%}"
+    plot_episodes(path, task.maze, result["trajectories"][-count:], targets, plans, title)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -131,15 +124,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     from dfplanner.datasets import load_dataset
     from dfplanner.envs.layouts import resolve_env_id
     from dfplanner.generate import default_dataset_path, generate
-    from dfplanner.training import Trainer
+    from dfplanner.training import Trainer, process_group
 
-    env_id = resolve_env_id(args.env)
-    config = load_config(env_id.removesuffix("-v1"), args.config)
-    for key, value in (("steps", args.steps), ("batch_size", args.batch_size), ("save_every", args.save_every)):
-        if value is not None:
-            if value <= 0:
-                raise DfplannerError(f"--{key.replace('_', '-')} must be positive, got {value}")
-            config["training"][key] = value
+    if args.env is None and args.dataset is None:
+        raise DfplannerError("give --env (a maze2d env) or --dataset (e.g. minari:ID), or both")
+    env_id = resolve_env_id(args.env) if args.env else None
+    overrides = {key: value for key, value in (("steps", args.steps), ("batch_size", args.batch_size),
+                                               ("save_every", args.save_every)) if value is not None}
+    for key, value in overrides.items():
+        if value <= 0:
+            raise DfplannerError(f"--{key.replace('_', '-')} must be positive, got {value}")
     source = args.dataset
     if source is None:
         source = default_dataset_path(env_id.removesuffix("-v1"))
@@ -147,23 +141,41 @@ def cmd_train(args: argparse.Namespace) -> None:
             print(f"no dataset given and {source} does not exist: generating it")
             generate(env_id)
     dataset = load_dataset(source)
-    out = Path(args.out or f"runs/{env_id}")
+    if env_id and dataset.env_id and dataset.env_id != env_id:
+        raise DfplannerError(f"{source} was recorded in {dataset.env_id}, not {env_id}")
+    env_id = env_id or dataset.env_id or None  # None: not a maze2d dataset; package default config
+    if args.eval_every and env_id is None:
+        raise DfplannerError(f"--eval-every runs maze2d episodes; {source} is not from a maze2d env")
+    config = load_config(env_id.removesuffix("-v1") if env_id else None, args.config)
+    config["training"].update(overrides)
+    out = Path(args.out or f"runs/{env_id if args.env else _run_name(source)}")
     if (out / "train_state.json").exists() and not args.resume:
         raise DfplannerError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    trainer = Trainer(dataset, config, out, env_id=env_id, device=args.device)
-    if args.resume and trainer.resume():
-        print(f"resuming {out} at step {trainer.step}")
-    print(f"training on {len(dataset)} steps from {source}; {sum(p.numel() for p in trainer.model.parameters())} "
-          f"parameters; batch {config['training']['batch_size']}; checkpoints in {out}")
-    evaluate = _training_evaluation(env_id, args.eval_episodes, args.device) if args.eval_every else None
-    try:
-        trainer.run(evaluate=evaluate, eval_every=args.eval_every)
-    except KeyboardInterrupt:
-        saved = "nothing saved yet" if trainer.saved_step is None else f"step {trainer.saved_step} saved"
-        print(f"stopped at step {trainer.step}, {saved}; resume with: dfplan train --env {args.env} --out {out} --resume")
-        raise
-    print(f"wrote {out / 'model.json'} and {out / 'model.safetensors'}")
+    with process_group(args.device):
+        trainer = Trainer(dataset, config, out, env_id=env_id, device=args.device)
+        say = print if trainer.is_main else (lambda *_: None)  # under torchrun, rank 0 speaks for all
+        if args.resume and trainer.resume():
+            say(f"resuming {out} at step {trainer.step}")
+        batch, world = config["training"]["batch_size"], trainer.world_size
+        effective = f"batch {batch}" + (f" x {world} processes = {batch * world}" if world > 1 else "")
+        say(f"training on {len(dataset)} steps from {source} (env {env_id or 'not a maze2d env'}); "
+            f"{sum(p.numel() for p in trainer.model.parameters())} parameters; {effective}; checkpoints in {out}")
+        evaluate = _training_evaluation(env_id, args.eval_episodes, args.device) if args.eval_every else None
+        try:
+            trainer.run(evaluate=evaluate, eval_every=args.eval_every)
+        except KeyboardInterrupt:
+            again = f"--env {args.env}" if args.env else f"--dataset {source}"
+            saved = "nothing saved yet" if trainer.saved_step is None else f"step {trainer.saved_step} saved"
+            say(f"stopped at step {trainer.step}, {saved}; resume with: dfplan train {again} --out {out} --resume")
+            raise
+    say(f"wrote {out / 'model.json'} and {out / 'model.safetensors'}")
+
+
+def _run_name(source) -> str:
+    """The default run folder name for a dataset: minari:ns/name-v0 -> ns-name-v0, a file or folder -> its stem."""
+    text = str(source)
+    return text.removeprefix("minari:").replace("/", "-") if text.startswith("minari:") else Path(text).stem
 
 
 def _training_evaluation(env_id: str, episodes: int, device: str):
@@ -196,11 +208,15 @@ def _training_evaluation(env_id: str, episodes: int, device: str):
 def format_summary(result: dict) -> str:
     """A short human-readable table of an evaluate() result."""
     goal = "multi-goal" if result["multi_goal"] else "single-goal"
+    if result["normalized_score_mean"] is None:
+        score = "none: not D4RL's maze2d protocol, raw returns only"
+    else:
+        score = (f"{result['normalized_score_mean']:.1f} +- {result['normalized_score_sem']:.1f} (sem), "
+                 f"std {result['normalized_score_std']:.1f}")
     rows = [
         ("env", f"{result['env']} ({goal}), {result['episodes']} episodes, seed {result['seed']}"),
         ("policy", result["policy"]),
-        ("normalized score", f"{result['normalized_score_mean']:.1f} +- {result['normalized_score_sem']:.1f} (sem), "
-                             f"std {result['normalized_score_std']:.1f}"),
+        ("normalized score", score),
         ("return", f"{result['return_mean']:.1f} +- {result['return_std']:.1f} (std)"),
         ("success rate", f"{result['success_rate']:.2f}"),
         ("first reach", f"{result['first_reach_mean']:.1f} steps"),
@@ -226,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(func=cmd_data_generate)
 
     evaluate = commands.add_parser("eval", help="evaluate a policy on D4RL's maze2d protocol")
-    evaluate.add_argument("--env", default=DEFAULT_EVAL_ENV)
+    evaluate.add_argument("--env", default=DEFAULT_EVAL_ENV, help="a maze2d env, or minari:ID: the env its PointMaze dataset recovers")
     evaluate.add_argument("--policy", choices=sorted(POLICIES), default=DEFAULT_POLICY)
     evaluate.add_argument("--episodes", type=int, default=20)
     evaluate.add_argument("--seed", type=int, default=0)
@@ -254,9 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_eval)
 
     train = commands.add_parser("train", help="train a Diffusion Forcing planner")
-    train.add_argument("--env", required=True, help="maze2d-umaze, maze2d-medium or maze2d-large")
+    train.add_argument("--env", default=None, help="maze2d-umaze, maze2d-medium or maze2d-large (default: the dataset's)")
     train.add_argument("--dataset", default=None, help="hdf5 path, minari:ID, d4rl:ENV (default: the generated one)")
-    train.add_argument("--out", default=None, help="run folder (default: runs/ENV)")
+    train.add_argument("--out", default=None, help="run folder (default: runs/ENV, or runs/DATASET without --env)")
     train.add_argument("--config", default=None, help="TOML file overriding the environment's tuned config")
     train.add_argument("--steps", type=int, default=None)
     train.add_argument("--batch-size", type=int, default=None)

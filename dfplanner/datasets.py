@@ -15,10 +15,12 @@ Choices:
   steps flagged by ``timeouts | terminals``. In D4RL maze2d those flags mark target changes inside one
   continuous run, so a window may span them (our files are physically continuous across them; D4RL's
   repeat one observation at each). Minari episodes become one segment each.
+- Continuity. ``continuous`` says whether every episode starts where the previous one ended, so that
+  training windows may span episode ends (config ``data.cross_episodes``): assumed for D4RL hdf5 files,
+  checked for Minari ones (ours are continuous; a ``minari.DataCollector`` recording resets between episodes).
 - Frame. Everything is returned in D4RL's frame (qpos = (row, col)), the frame of our env, expert and
-  scores. gymnasium-robotics PointMaze data is converted with the mapping verified against its physics
-  (W, H = columns, rows of the maze): x = H/2 - 0.7 - gym_y, y = gym_x - 0.7 + W/2, v = (-gym_vy, gym_vx),
-  a = (-gym_ay, gym_ax); ``goals`` come from ``desired_goal``.
+  scores. gymnasium-robotics PointMaze data is converted with ``dfplanner.pointmaze.PointMazeFrame``;
+  ``goals`` come from ``desired_goal``.
 - Minari keeps one more observation than actions per episode: the last one is dropped so that
   observations[t] is the state actions[t] was taken in. Rewards are kept as each source stores them:
   D4RL hdf5 rewards test observations[t] (D4RL's relabelling), Minari rewards test the state after the step.
@@ -33,15 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dfplanner.envs.layouts import MAZES, MazeSpec, resolve_env_id
+from dfplanner.envs.layouts import MAZES, resolve_env_id
 from dfplanner.errors import DfplannerError
+from dfplanner.pointmaze import PointMazeFrame, pointmaze_maze
 
 ACTION_TOLERANCE = 1e-6  # float32 round-off allowed beyond [-1, 1]
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 OPTIONAL_KEYS = ("timeouts", "infos/goal")
 D4RL_NAME = re.compile(r"(maze2d-(?:umaze|medium|large))")
 MINARI_PREFIX, D4RL_PREFIX = "minari:", "d4rl:"
-GYM_OFFSET = 0.7  # 0.5 (cell centre) + 0.2 (D4RL's particle offset)
 
 
 @dataclass
@@ -55,6 +57,7 @@ class OfflineDataset:
     goals: np.ndarray | None = None  # (N, 2) float32 target of each step, when the source records it
     source: str = ""
     env_id: str = ""  # e.g. "maze2d-large-v1"; "" when the source does not say
+    continuous: bool = True  # each episode starts where the previous one ended (see the module docstring)
 
     def __len__(self) -> int:
         return len(self.observations)
@@ -147,12 +150,13 @@ def _from_d4rl_arrays(arrays: Mapping[str, np.ndarray], where: str, env_id: str)
     )
 
 
-def _load_minari_id(dataset_id: str) -> OfflineDataset:
+def open_minari(dataset_id: str):
+    """The local Minari dataset `dataset_id` (never downloaded), or a one-line error."""
     import minari
     from minari.storage import get_dataset_path
 
     try:
-        dataset = minari.load_dataset(dataset_id, download=False)  # never touches the network
+        return minari.load_dataset(dataset_id, download=False)  # never touches the network
     except FileNotFoundError as error:
         local = ", ".join(sorted(minari.list_local_datasets())) or "none"
         raise DfplannerError(
@@ -161,7 +165,10 @@ def _load_minari_id(dataset_id: str) -> OfflineDataset:
         ) from error
     except Exception as error:
         raise DfplannerError(f"minari:{dataset_id}: unreadable Minari dataset ({error})") from error
-    return _from_minari(dataset, f"minari:{dataset_id}")
+
+
+def _load_minari_id(dataset_id: str) -> OfflineDataset:
+    return _from_minari(open_minari(dataset_id), f"minari:{dataset_id}")
 
 
 def _load_minari_path(path: Path) -> OfflineDataset:
@@ -189,57 +196,29 @@ def _from_minari(dataset, where: str) -> OfflineDataset:
     if isinstance(observations := episodes[0].observations, dict):
         if not {"observation", "desired_goal"} <= set(observations):
             raise DfplannerError(f"{where}: dict observations need keys 'observation' and 'desired_goal'")
-        maze = _pointmaze_maze(env_spec, where)
-        to_d4rl = _GymToD4rl(*maze.walls.shape)
-        observations = [to_d4rl.state(ep.observations["observation"][:-1]) for ep in episodes]
+        maze = pointmaze_maze(env_spec, where)
+        to_d4rl = PointMazeFrame(*maze.walls.shape)
+        states = [to_d4rl.state(ep.observations["observation"]) for ep in episodes]
         actions = [to_d4rl.action(ep.actions) for ep in episodes]
         goals = [to_d4rl.position(ep.observations["desired_goal"][:-1]) for ep in episodes]
         env_id = maze.env_id
     elif len(getattr(space, "shape", None) or ()) == 1:
-        observations = [ep.observations[:-1] for ep in episodes]
+        states = [ep.observations for ep in episodes]
         actions = [ep.actions for ep in episodes]
         goals = [ep.infos["goal"][:-1] for ep in episodes] if "goal" in (episodes[0].infos or {}) else None
         env_id = env_spec.id if env_spec is not None and env_spec.id in MAZES else ""
     else:
         raise DfplannerError(f"{where}: unsupported observation space {space}")
     return _validated(
-        observations=np.concatenate(observations),
+        observations=np.concatenate([episode[:-1] for episode in states]),
         actions=np.concatenate(actions),
         rewards=np.concatenate([ep.rewards for ep in episodes]),
         episode_ends=np.cumsum([len(ep.actions) for ep in episodes]),
         goals=None if goals is None else np.concatenate(goals),
         where=where,
         env_id=env_id,
+        continuous=bool(np.allclose([e[0] for e in states[1:]], [e[-1] for e in states[:-1]], atol=1e-6)),
     )
-
-
-def _pointmaze_maze(env_spec, where: str) -> MazeSpec:
-    """Which of our mazes a gymnasium-robotics PointMaze dataset ran in, from the maze map in its spec."""
-    maze_map = (env_spec.kwargs or {}).get("maze_map") if env_spec is not None else None
-    if maze_map is not None:
-        walls = np.array([[cell == 1 for cell in row] for row in maze_map])
-        for maze in MAZES.values():
-            if maze.walls.shape == walls.shape and (maze.walls == walls).all():
-                return maze
-    names = ", ".join(spec.name for spec in MAZES.values())
-    raise DfplannerError(f"{where}: its env spec has no maze_map matching a D4RL maze ({names})")
-
-
-@dataclass(frozen=True)
-class _GymToD4rl:
-    """gymnasium-robotics PointMaze frame -> D4RL frame for one maze size."""
-
-    rows: int
-    cols: int
-
-    def position(self, xy: np.ndarray) -> np.ndarray:
-        return np.stack([self.rows / 2 - GYM_OFFSET - xy[:, 1], xy[:, 0] - GYM_OFFSET + self.cols / 2], axis=1)
-
-    def state(self, obs: np.ndarray) -> np.ndarray:
-        return np.concatenate([self.position(obs[:, :2]), np.stack([-obs[:, 3], obs[:, 2]], axis=1)], axis=1)
-
-    def action(self, actions: np.ndarray) -> np.ndarray:
-        return np.stack([-actions[:, 1], actions[:, 0]], axis=1)
 
 
 def _check_shape(array: np.ndarray, shape: tuple[int | None, ...], key: str, where: str) -> None:
@@ -248,7 +227,9 @@ def _check_shape(array: np.ndarray, shape: tuple[int | None, ...], key: str, whe
         raise DfplannerError(f"{where}: key {key!r} has shape {array.shape}, expected {wanted}")
 
 
-def _validated(observations, actions, rewards, episode_ends, goals, where: str, env_id: str) -> OfflineDataset:
+def _validated(
+    observations, actions, rewards, episode_ends, goals, where: str, env_id: str, continuous: bool = True
+) -> OfflineDataset:
     """Shapes, lengths, finiteness and the action range, each failure naming the source and key."""
     observations, actions, rewards = (np.asarray(a) for a in (observations, actions, rewards))
     n = len(observations)
@@ -281,4 +262,5 @@ def _validated(observations, actions, rewards, episode_ends, goals, where: str, 
         goals=None if goals is None else np.asarray(goals, dtype=np.float32),
         source=where,
         env_id=env_id,
+        continuous=continuous,
     )

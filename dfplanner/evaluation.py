@@ -3,17 +3,24 @@
 Every episode lasts the full D4RL length (300 / 600 / 800 steps, no termination) and is seeded from
 (seed, episode index) alone, so the episodes (starts, targets) do not depend on the batch size.
 Scores are D4RL-normalized with the single-task reference numbers, also in the multi-goal setting.
+
+The same loop runs the envs recovered from a Minari PointMaze dataset (``minari:ID``, see
+``dfplanner.pointmaze``): their own episode length and goal (``desired_goal``, drawn at every reset),
+an episode ends early if its env terminates, and returns are reported raw (no D4RL normalization).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from dfplanner.envs.layouts import MAZES, resolve_env_id
+from dfplanner.envs.layouts import MAZES, MazeSpec, resolve_env_id
 from dfplanner.envs.maze2d import Maze2dEnv
 from dfplanner.envs.oracle import WaypointExpert
 from dfplanner.errors import DfplannerError
@@ -64,6 +71,36 @@ class RandomPolicy:
         return self.rng.uniform(-1.0, 1.0, size=(len(observations), ACTION_DIM))
 
 
+MINARI_PREFIX = "minari:"
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """What `evaluate` runs: `steps`-step episodes in envs from `make_env`, which speak Maze2dEnv's
+    interface (flat observations in D4RL's frame of `maze`, ``info["target"]``, ``info["success"]``)."""
+
+    name: str
+    maze: MazeSpec  # the oracle's maze, the checkpoint's env id and the plotted layout
+    make_env: Callable[[], gym.Env]
+    steps: int
+    multi_goal: bool
+    d4rl_scores: bool  # D4RL-normalized scores apply (maze2d's own envs only)
+
+
+def eval_task(env: str, multi_goal: bool = False) -> EvalTask:
+    """A maze2d name / id (D4RL's protocol) or ``minari:ID`` (the envs its PointMaze dataset recovers)."""
+    if env.startswith(MINARI_PREFIX):
+        from dfplanner.pointmaze import recovered_envs
+
+        if multi_goal:
+            raise DfplannerError(f"{env}: --multi-goal is for maze2d; a PointMaze env draws its own goal at every reset")
+        maze, make_env, steps = recovered_envs(env[len(MINARI_PREFIX) :])
+        return EvalTask(env, maze, make_env, steps, multi_goal=True, d4rl_scores=False)
+    maze = MAZES[resolve_env_id(env)]
+    return EvalTask(maze.env_id, maze, lambda: Maze2dEnv(maze.name, multi_goal=multi_goal), maze.max_episode_steps,
+                    multi_goal=multi_goal, d4rl_scores=True)
+
+
 def episode_seed(seed: int, episode: int) -> int:
     """The reset seed of episode `episode` of an evaluation seeded `seed`."""
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
@@ -88,7 +125,7 @@ def _stats(values: np.ndarray) -> tuple[float, float, float]:
 
 
 def evaluate(
-    env_id: str,
+    env: str | EvalTask,
     policy: Policy,
     episodes: int,
     seed: int = 0,
@@ -103,29 +140,31 @@ def evaluate(
     (episodes, steps + 1, 2) of the executed xy positions (the one key that is not JSON-able).
     ``decisions_per_second`` counts one decision per env step per episode, timed inside the policy only.
     """
-    env_id = resolve_env_id(env_id)
-    maze = MAZES[env_id]
+    task = env if isinstance(env, EvalTask) else eval_task(env, multi_goal)
     if episodes <= 0:
         raise DfplannerError(f"episodes must be positive, got {episodes}")
     if batch_size <= 0:
         raise DfplannerError(f"batch size must be positive, got {batch_size}")
     if seed < 0:
         raise DfplannerError(f"seed must be non-negative, got {seed}")
-    steps = maze.max_episode_steps
-    envs = [Maze2dEnv(maze.name, multi_goal=multi_goal) for _ in range(min(batch_size, episodes))]
+    steps = task.steps
+    envs = [task.make_env() for _ in range(min(batch_size, episodes))]
     returns = np.zeros(episodes)
     first_reach = np.full(episodes, steps)
+    success = np.zeros(episodes, dtype=bool)
     starts = np.empty((episodes, 2))
     targets = np.empty((episodes, 2))
     xy = np.empty((episodes, steps + 1, 2), dtype=np.float32) if keep_trajectories else None
     policy_time = 0.0
     wall_start = time.perf_counter()
-    with tqdm(total=episodes * steps, unit="step", desc=f"{env_id} {policy.name}", disable=not progress) as bar:
+    with tqdm(total=episodes * steps, unit="step", desc=f"{task.name} {policy.name}", disable=not progress) as bar:
         for begin in range(0, episodes, batch_size):
             index = np.arange(begin, min(begin + batch_size, episodes))
             batch = envs[: len(index)]
-            observations = np.stack([env.reset(seed=episode_seed(seed, i))[0] for env, i in zip(batch, index)])
-            targets[index] = [env.target for env in batch]
+            resets = [env.reset(seed=episode_seed(seed, i)) for env, i in zip(batch, index)]
+            observations = np.stack([obs for obs, _ in resets])
+            targets[index] = [info["target"] for _, info in resets]
+            running = np.ones(len(batch), dtype=bool)  # False once an env has terminated
             starts[index] = observations[:, :2]
             if xy is not None:
                 xy[index, 0] = observations[:, :2]
@@ -137,25 +176,25 @@ def evaluate(
                 actions = np.asarray(policy.act(observations.copy()), dtype=np.float64)
                 policy_time += time.perf_counter() - tick
                 _check_actions(actions, policy.name, t, index)
-                for j, env in enumerate(batch):
-                    observations[j], reward, _, _, _ = env.step(actions[j])
+                for j in np.flatnonzero(running):
+                    observations[j], reward, terminated, _, info = batch[j].step(actions[j])
                     returns[index[j]] += reward
-                    if reward and first_reach[index[j]] == steps:
-                        first_reach[index[j]] = t + 1
+                    running[j] = not terminated
+                    if info["success"] and not success[index[j]]:
+                        success[index[j]], first_reach[index[j]] = True, t + 1
                 if xy is not None:
                     xy[index, t + 1] = observations[:, :2]
                 bar.update(len(batch))
     wall_time = time.perf_counter() - wall_start
-    scores = np.array([maze.get_normalized_score(r) for r in returns])
-    success = returns > 0
+    scores = np.array([task.maze.get_normalized_score(r) for r in returns]) if task.d4rl_scores else None
     return_mean, return_std, _ = _stats(returns)
-    score_mean, score_std, score_sem = _stats(scores)
+    score_mean, score_std, score_sem = (None, None, None) if scores is None else _stats(scores)
     result: dict[str, Any] = {
-        "env": env_id,
+        "env": task.name,
         "policy": policy.name,
         "episodes": episodes,
         "seed": seed,
-        "multi_goal": multi_goal,
+        "multi_goal": task.multi_goal,
         "batch_size": batch_size,
         "max_episode_steps": steps,
         "return_mean": return_mean,
@@ -171,7 +210,7 @@ def evaluate(
         "per_episode": [
             {
                 "return": float(returns[i]),
-                "normalized_score": float(scores[i]),
+                "normalized_score": None if scores is None else float(scores[i]),
                 "success": bool(success[i]),
                 "first_reach": int(first_reach[i]),
                 "start": starts[i].tolist(),

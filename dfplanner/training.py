@@ -5,22 +5,38 @@ states, step) is written every `save_every` steps: the tensors to `train_state-S
 then `train_state.json`, which names that file and is the commit point; the planner checkpoint (EMA
 weights) to `model.*`. All atomically, so a run killed at any moment loses at most one interval.
 Ctrl-C (or SIGTERM) finishes the current step, saves and stops; a second one stops at once.
+
+Distributed (``torchrun --nproc_per_node=N ... dfplan train``, inside `process_group`): the model is
+wrapped in DistributedDataParallel, each rank samples its own windows and noise (so the data is
+sharded by RNG stream) with a batch of `batch_size` (effective batch: batch_size x N), and only rank 0
+writes checkpoints, TensorBoard and the progress bar. Every rank resumes from the same `train_state`;
+the per-rank RNG streams are not saved but re-derived from (seed, rank, step), so a resumed distributed
+run is statistically, not bit-for-bit, the uninterrupted one. At the end the ranks compare sha256
+digests of their weights, recorded in the checkpoint's metadata (``distributed``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from dfplanner.checkpoint import TrainedModel, read_json, read_tensors, write_json, write_tensors
+from dfplanner.datasets import OfflineDataset
 from dfplanner.errors import DfplannerError
 from dfplanner.noise import NoiseSchedule
 from dfplanner.objective import EMA, diffusion_forcing_loss
@@ -62,15 +78,44 @@ class StopRequests:
             signal.signal(sig, handler)
 
 
+@contextmanager
+def process_group(device: str = "auto") -> Iterator[None]:
+    """Under torchrun (WORLD_SIZE > 1) join the process group for the block: NCCL on CUDA, gloo on CPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield
+        return
+    dist.init_process_group("nccl" if resolve_device(device).type == "cuda" else "gloo")
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+class _Loss(nn.Module):
+    """The training loss as one module, so that DistributedDataParallel sees every use of the weights."""
+
+    def __init__(self, model: nn.Module, schedule: NoiseSchedule, weighting: str):
+        super().__init__()
+        self.model, self.schedule, self.weighting = model, schedule, weighting
+
+    def forward(self, batch, generator: torch.Generator) -> torch.Tensor:
+        return diffusion_forcing_loss(self.model, self.schedule, batch, self.weighting, generator)
+
+
 class Trainer:
-    def __init__(self, dataset, config: dict, out_dir: Path, env_id: str | None = None, device: str = "auto"):
+    def __init__(self, dataset: OfflineDataset, config: dict, out_dir: Path, env_id: str | None = None, device: str = "auto"):
         self.config, self.out_dir, self.env_id = config, Path(out_dir), env_id
+        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        self.is_main = self.rank == 0
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise DfplannerError(f"cannot create run folder {self.out_dir}: {error.strerror}") from None
         self.device = resolve_device(device)
         torch.manual_seed(config["training"]["seed"])  # the weights' initialization too depends on the seed only
+        if self.world_size > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
         tokens_cfg = config["tokens"]
         layout = TokenLayout(
             obs_dim=dataset.observations.shape[1],
@@ -81,23 +126,36 @@ class Trainer:
         )
         self.sampler = WindowSampler(
             dataset.observations, dataset.actions, dataset.rewards, dataset.episode_ends, layout,
-            tokens=tokens_cfg["window"], cross_episodes=config["data"]["cross_episodes"],
+            tokens=tokens_cfg["window"], cross_episodes=config["data"]["cross_episodes"] and dataset.continuous,
         )
-        metadata = {"env_id": env_id, "training_steps": 0, "planner": config["planner"], "window": tokens_cfg["window"]}
+        metadata = {"env_id": env_id, "dataset": dataset.source, "training_steps": 0, "planner": config["planner"], "window": tokens_cfg["window"]}
         self.trained = TrainedModel.create(config["model"], NoiseSchedule(**config["diffusion"]), layout, self.sampler.normalizer, metadata)
         self.model = self.trained.model.to(self.device)
         settings = config["training"]
+        self.loss = _Loss(self.model, self.trained.schedule, settings["loss_weighting"])
+        if self.world_size > 1:  # broadcasts rank 0's initial weights, then averages gradients
+            self.loss = DistributedDataParallel(self.loss, device_ids=[self.device] if self.device.type == "cuda" else None)
         self.ema = EMA(self.model, settings["ema_decay"])
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
-        self.rng = np.random.default_rng(settings["seed"])
-        self.noise_generator = torch.Generator(self.device).manual_seed(settings["seed"])
+        self._seed_streams(step=0)
         self.step = 0
         self.saved_step: int | None = None  # the step of the last complete checkpoint in out_dir
+
+    def _seed_streams(self, step: int) -> None:
+        """The data-order and noise RNGs: from the seed, or under torchrun from (seed, rank, step)."""
+        seed = self.config["training"]["seed"]
+        if self.world_size > 1:
+            seed = int(np.random.SeedSequence([seed, self.rank, step]).generate_state(1)[0])
+        self.rng = np.random.default_rng(seed)
+        self.noise_generator = torch.Generator(self.device).manual_seed(seed)
 
     # ---- persistence ---------------------------------------------------------------------------
     def save(self) -> None:
         """Tensors under a new name first, then the JSON naming them: a kill between the two leaves
-        the previous JSON pointing at the previous, still present, tensors."""
+        the previous JSON pointing at the previous, still present, tensors. Rank 0 only: every rank
+        holds the same weights."""
+        if not self.is_main:
+            return
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         tensors |= {f"ema.{k}": v for k, v in self.ema.model.state_dict().items()}
         optimizer = self.optimizer.state_dict()
@@ -145,9 +203,12 @@ class Trainer:
                     _, index, name = key.split(".", 2)
                     optim_state.setdefault(int(index), {})[name] = value
             self.optimizer.load_state_dict({"state": optim_state, "param_groups": meta["param_groups"]})
-            self.noise_generator.set_state(tensors["rng.noise"])
-            self.rng.bit_generator.state = meta["data_rng"]
             self.step = self.saved_step = int(meta["step"])
+            if self.world_size > 1:
+                self._seed_streams(self.step)
+            else:
+                self.noise_generator.set_state(tensors["rng.noise"])
+                self.rng.bit_generator.state = meta["data_rng"]
         except (KeyError, ValueError, TypeError, RuntimeError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             raise DfplannerError(f"{state_json}: training state does not match this model and configuration ({first})") from None
@@ -160,7 +221,7 @@ class Trainer:
             group["lr"] = learning_rate(self.step, settings)
         batch = self.sampler.sample(settings["batch_size"], self.rng)
         batch.observations, batch.tokens, batch.mask = (t.to(self.device) for t in (batch.observations, batch.tokens, batch.mask))
-        loss = diffusion_forcing_loss(self.model, self.trained.schedule, batch, settings["loss_weighting"], self.noise_generator)
+        loss = self.loss(batch, self.noise_generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), settings["grad_clip"])
@@ -178,8 +239,8 @@ class Trainer:
 
         settings = self.config["training"]
         total = steps or settings["steps"]
-        writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step)
-        bar = tqdm(total=total, initial=self.step, disable=not progress, desc="train", unit="step")
+        writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step) if self.is_main else None
+        bar = tqdm(total=total, initial=self.step, disable=not (progress and self.is_main), desc="train", unit="step")
         window_start, window_steps = time.perf_counter(), 0
         stop = StopRequests()
         try:
@@ -187,16 +248,16 @@ class Trainer:
                 loss, grad_norm = self.train_step()
                 window_steps += 1
                 bar.update(1)
-                if self.step % settings["log_every"] == 0 or self.step == total:
+                if writer is not None and (self.step % settings["log_every"] == 0 or self.step == total):
                     elapsed = time.perf_counter() - window_start
-                    rate = window_steps * settings["batch_size"] / max(elapsed, 1e-9)
+                    rate = window_steps * settings["batch_size"] * self.world_size / max(elapsed, 1e-9)
                     bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.0f}")
                     for name, value in (("loss", loss), ("grad_norm", grad_norm), ("samples_per_s", rate), ("lr", self.optimizer.param_groups[0]["lr"])):
                         writer.add_scalar(f"train/{name}", value, self.step)
                     window_start, window_steps = time.perf_counter(), 0
                 if self.step % settings["save_every"] == 0 and self.step < total:
                     self.save()
-                if evaluate is not None and eval_every and self.step % eval_every == 0:
+                if evaluate is not None and eval_every and self.step % eval_every == 0 and self.is_main:
                     self.trained.model = self.ema.model
                     for name, value in evaluate(self.trained).items():
                         if isinstance(value, float):
@@ -211,7 +272,21 @@ class Trainer:
         finally:
             stop.restore()
             bar.close()
-            writer.close()
+            if writer is not None:
+                writer.close()
+        if self.world_size > 1:
+            self._check_replicas()
         self.save()  # also records the current config's planner settings when resuming a finished run
         self.trained.model = self.ema.model
         return self.trained
+
+    def _check_replicas(self) -> None:
+        """Every rank's sha256 of its weights and EMA, recorded in the metadata; they must all agree."""
+        digest = hashlib.sha256()
+        for tensor in (*self.model.state_dict().values(), *self.ema.model.state_dict().values()):
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digests: list[str | None] = [None] * self.world_size
+        dist.all_gather_object(digests, digest.hexdigest())
+        self.trained.metadata["distributed"] = {"world_size": self.world_size, "weights_sha256": digests}
+        if self.is_main and len(set(digests)) > 1:
+            warnings.warn(f"DDP replicas diverged: weight digests {digests}; the checkpoint holds rank 0's", stacklevel=2)

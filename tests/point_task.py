@@ -1,9 +1,9 @@
 """A synthetic 2-D point task for testing the core without any environment: random walks of a
 damped point mass in an open plane, observation [x, y, vx, vy], action in [-1, 1]^2."""
 
-from types import SimpleNamespace
-
 import numpy as np
+
+from dfplanner.datasets import OfflineDataset
 
 DAMPING, GAIN = 0.9, 0.1
 
@@ -13,7 +13,7 @@ def point_step(position, velocity, action):
     return position + velocity, velocity
 
 
-def random_walks(episodes: int = 300, length: int = 60, seed: int = 0) -> SimpleNamespace:
+def random_walks(episodes: int = 300, length: int = 60, seed: int = 0) -> OfflineDataset:
     rng = np.random.default_rng(seed)
     observations, actions = [], []
     for _ in range(episodes):
@@ -24,7 +24,7 @@ def random_walks(episodes: int = 300, length: int = 60, seed: int = 0) -> Simple
             actions.append(action)
             position, velocity = point_step(position, velocity, action)
     observations = np.asarray(observations, np.float32)
-    return SimpleNamespace(
+    return OfflineDataset(
         observations=observations,
         actions=np.asarray(actions, np.float32),
         rewards=np.zeros(len(observations), np.float32),

@@ -112,6 +112,7 @@ def test_minari_roundtrip(tmp_path):
     for field in ("observations", "actions", "episode_ends", "goals"):
         np.testing.assert_array_equal(getattr(from_minari, field), getattr(from_hdf5, field), err_msg=field)
     assert from_minari.env_id == from_hdf5.env_id == "maze2d-umaze-v1"
+    assert from_minari.continuous  # one run: each episode starts where the last one ended
     # Minari stores the env's step reward (tests the next observation), D4RL's file the relabelled one
     np.testing.assert_array_equal(from_minari.rewards[:-1], from_hdf5.rewards[1:])
     with pytest.raises(DfplannerError, match="already exists"):
