@@ -96,11 +96,11 @@ def test_without_reset_the_first_call_aims_for_the_maze_target():
 
 def test_shipped_umaze_policy_reaches_the_goal_in_a_gymnasium_loop():
     policy = dfplanner.load_policy("maze2d-umaze", device="cpu")
-    envs = gymnasium.make_vec("maze2d-umaze-v1", num_envs=2, vectorization_mode="sync")
-    obs, info = envs.reset(seed=0, options={"start": [3.0, 1.0]})
+    env = gymnasium.make("maze2d-umaze-v1")
+    obs, info = env.reset(seed=0, options={"start": [3.0, 1.0]})  # the far end of the U
     policy.reset(obs, goal=info["target"])
-    reached = np.zeros(2, dtype=bool)
+    rewards = []
     for _ in range(150):
-        obs, reward, *_ = envs.step(policy(obs))
-        reached |= reward > 0
-    assert reached.all()
+        obs, reward, *_ = env.step(policy(obs))
+        rewards.append(reward)
+    assert sum(rewards) > 0
