@@ -3,13 +3,14 @@
 from dfplanner import envs as envs  # registers the maze2d environments with gymnasium
 from dfplanner.errors import DfplannerError
 
-__all__ = ["DfplannerError", "DiffusionForcingPlanner", "OfflineDataset", "PlannerSettings", "envs", "load_dataset", "load_planner"]
+__all__ = ["DfplannerError", "DiffusionForcingPlanner", "OfflineDataset", "PlannerSettings", "envs", "load_dataset", "load_planner", "load_policy"]
 _LAZY = {
     "load_dataset": "dfplanner.datasets",
     "OfflineDataset": "dfplanner.datasets",
     "DiffusionForcingPlanner": "dfplanner.planner",
     "PlannerSettings": "dfplanner.planner",
     "load_planner": "dfplanner.pretrained",
+    "load_policy": "dfplanner.policy",
 }
 __version__ = "0.1.0"
 

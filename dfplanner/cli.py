@@ -117,6 +117,24 @@ def _plot(path: str, task: EvalTask, policy, result: dict) -> None:
     plot_episodes(path, task.maze, result["trajectories"][-count:], targets, plans, title)
 
 
+def cmd_plan(args: argparse.Namespace) -> None:
+    from dfplanner.denoising import record_denoising
+    from dfplanner.evaluation import eval_task
+    from dfplanner.plotting import check_denoising_path, write_denoising
+
+    if not args.fps > 0:
+        raise DfplannerError(f"--fps must be positive, got {args.fps}")
+    check_denoising_path(args.out)
+    task = eval_task(args.env, args.multi_goal)
+    planner = _planner(args, task)
+    env = task.make_env()
+    observation, info = env.reset(seed=args.seed)
+    denoising = record_denoising(planner, observation, info["target"])
+    write_denoising(args.out, task.maze, denoising, fps=args.fps)
+    print(f"wrote {args.out}: {len(denoising.rows)} sampling rows of a {planner.settings.schedule} schedule over "
+          f"{denoising.schedule.shape[1]} tokens, seed {args.seed}")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
@@ -179,13 +197,15 @@ def _run_name(source) -> str:
 
 
 def _training_evaluation(env_id: str, episodes: int, device: str):
-    """Periodic evaluation for TensorBoard: score, success and a picture of plans over the maze."""
+    """Periodic evaluation for TensorBoard: score, success, plans over the maze and one plan's denoising
+    (the picture of `dfplan plan`)."""
     import numpy as np
 
     from dfplanner.envs.layouts import MAZES
     from dfplanner.evaluation import evaluate
     from dfplanner.planner import DiffusionForcingPlanner, PlannerSettings
-    from dfplanner.plotting import episodes_figure
+    from dfplanner.denoising import record_denoising
+    from dfplanner.plotting import denoising_figure, episodes_figure
 
     maze = MAZES[env_id]
 
@@ -196,10 +216,12 @@ def _training_evaluation(env_id: str, episodes: int, device: str):
         count = min(PLOTTED_EPISODES, episodes)
         targets = np.array([e["target"] for e in result["per_episode"][-count:]])
         plans = planner.last_plan.observations[-count:, :, :2]
+        start = np.r_[result["trajectories"][-1, 0], 0.0, 0.0].astype(np.float32)  # the last episode's start, at rest
         return {
             "normalized_score": result["normalized_score_mean"],
             "success_rate": result["success_rate"],
             "plans": episodes_figure(maze, result["trajectories"][-count:], targets, plans),
+            "denoising": denoising_figure(maze, record_denoising(planner, start, targets[-1])),
         }
 
     return run
@@ -250,24 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=50, help="environments run in lockstep")
     evaluate.add_argument("--json", default=None, metavar="PATH", help="write the full result as JSON")
     evaluate.add_argument("--plot", default=None, metavar="PNG", help="draw the last episodes and their last plans")
-    evaluate.add_argument("--checkpoint", default=None, help="planner checkpoint (default: the shipped one)")
-    evaluate.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    planner = evaluate.add_argument_group("planner overrides (default: the checkpoint's tuned settings)")
-    planner.add_argument("--guidance-scale", type=float)
-    planner.add_argument("--mcg-samples", type=int, help="Monte Carlo Guidance samples (1 = plain guidance)")
-    planner.add_argument("--candidates", type=int, help="plans sampled per decision; the cheapest is kept")
-    planner.add_argument("--guidance-gradient", choices=["plan", "model"], help="plan space or through the model")
-    planner.add_argument("--schedule", choices=["pyramid", "full_sequence", "autoregressive", "trapezoid"])
-    planner.add_argument("--uncertainty", type=float, help="pyramid slope (rows per token)")
-    planner.add_argument("--sampling-steps", type=int, help="denoising steps per token")
-    planner.add_argument("--horizon", type=int, help="tokens planned per decision")
-    planner.add_argument("--replan-every", type=int, help="env steps between plans")
-    planner.add_argument("--action-mode", choices=["pd", "diffused"])
-    planner.add_argument("--stabilization-level", type=int)
-    planner.add_argument("--context-tokens", type=int, help="executed tokens folded into the state")
-    planner.add_argument("--rolling", action=argparse.BooleanOptionalAction, default=None,
-                         help="continue the last plan (one denoising row per token) instead of starting from noise")
+    _add_planner_arguments(evaluate)
     evaluate.set_defaults(func=cmd_eval)
+
+    plan = commands.add_parser("plan", help="animate one plan being denoised under the scheduling matrix")
+    plan.add_argument("--env", default=DEFAULT_EVAL_ENV)
+    plan.add_argument("--out", required=True, metavar="GIF|PNG", help="an animated .gif, or a .png of a few rows")
+    plan.add_argument("--seed", type=int, default=0, help="the episode's start (and target with --multi-goal)")
+    plan.add_argument("--multi-goal", action="store_true", help="a random target")
+    plan.add_argument("--fps", type=float, default=5.0, help="GIF frames (sampling rows) per second")
+    _add_planner_arguments(plan)
+    plan.set_defaults(func=cmd_plan)
 
     train = commands.add_parser("train", help="train a Diffusion Forcing planner")
     train.add_argument("--env", default=None, help="maze2d-umaze, maze2d-medium or maze2d-large (default: the dataset's)")
@@ -285,6 +300,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-episodes", type=int, default=4)
     train.set_defaults(func=cmd_train)
     return parser
+
+
+def _add_planner_arguments(command: argparse.ArgumentParser) -> None:
+    """The checkpoint, the device and the planner settings flags that `_planner` reads."""
+    command.add_argument("--checkpoint", default=None, help="planner checkpoint (default: the shipped one)")
+    command.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    planner = command.add_argument_group("planner overrides (default: the checkpoint's tuned settings)")
+    planner.add_argument("--guidance-scale", type=float)
+    planner.add_argument("--mcg-samples", type=int, help="Monte Carlo Guidance samples (1 = plain guidance)")
+    planner.add_argument("--candidates", type=int, help="plans sampled per decision; the cheapest is kept")
+    planner.add_argument("--guidance-gradient", choices=["plan", "model"], help="plan space or through the model")
+    planner.add_argument("--schedule", choices=["pyramid", "full_sequence", "autoregressive", "trapezoid"])
+    planner.add_argument("--uncertainty", type=float, help="pyramid slope (rows per token)")
+    planner.add_argument("--sampling-steps", type=int, help="denoising steps per token")
+    planner.add_argument("--horizon", type=int, help="tokens planned per decision")
+    planner.add_argument("--replan-every", type=int, help="env steps between plans")
+    planner.add_argument("--action-mode", choices=["pd", "diffused"])
+    planner.add_argument("--stabilization-level", type=int)
+    planner.add_argument("--context-tokens", type=int, help="executed tokens folded into the state")
+    planner.add_argument("--rolling", action=argparse.BooleanOptionalAction, default=None,
+                         help="continue the last plan (one denoising row per token) instead of starting from noise")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from dfplanner.checkpoint import TrainedModel
 from dfplanner.errors import DfplannerError
 from dfplanner.guidance import Cost, make_cost
 from dfplanner.models import repeat_state
-from dfplanner.sampling import GUIDANCE_GRADIENTS, SamplerSettings, sample_tokens, tokens_to_plan
+from dfplanner.sampling import GUIDANCE_GRADIENTS, RowCallback, SamplerSettings, sample_tokens, tokens_to_plan
 from dfplanner.scheduling import build_schedule, rolling_ladder, rolling_transition, validate_schedule
 
 ACTION_MODES = ("pd", "diffused")
@@ -159,21 +159,49 @@ class DiffusionForcingPlanner:
             raise DfplannerError(f"{what}: observation contains NaN or inf")
         return obs
 
-    def reset(self, observation: np.ndarray, goal: np.ndarray | None = None) -> None:
-        """Start an episode (or a batch of episodes) from this observation, aiming for this goal."""
+    def reset(self, observation: np.ndarray, goal: np.ndarray | None = None, mask: np.ndarray | None = None) -> None:
+        """Start an episode (or a batch of episodes) from this observation, aiming for this goal.
+
+        With `mask` (B,) bool, only the masked environments of the running batch start new episodes
+        (a vector env's autoreset): `observation` is the whole batch's, `goal` the new episodes' goals
+        (one, or one per environment; None keeps the old ones). Every environment's history then
+        restarts from its current observation and the whole batch replans at the next act()."""
+        if mask is not None:
+            self._reset_some(observation, goal, mask)
+            return
         self._batch = None
         self._single = np.asarray(observation).ndim == 1
         obs = self._as_batch(observation, "reset")
         self._batch = len(obs)
         self.goal = None if goal is None else self._goal_tensor(goal)
+        self._episode_step = np.zeros(self._batch, dtype=np.int64)  # env steps into each episode
+        self._restart_history(obs)
+        self._step = 0
+        self._replan_now = False
+        self.last_plan = None
+
+    def _reset_some(self, observation: np.ndarray, goal: np.ndarray | None, mask: np.ndarray) -> None:
+        if self._batch is None:
+            raise DfplannerError("reset(mask=...) restarts environments of a running batch; call reset() without mask first")
+        mask = np.asarray(mask)
+        if mask.shape != (self._batch,) or mask.dtype != bool:
+            raise DfplannerError(f"reset mask has shape {mask.shape} and dtype {mask.dtype}; expected ({self._batch},) bool")
+        obs = self._as_batch(observation, "reset")
+        if goal is not None:
+            new_goal = self._goal_tensor(goal)
+            keep = torch.as_tensor(~mask, device=self.device)[:, None]
+            self.goal = torch.where(keep, self.goal, new_goal) if self.goal is not None else new_goal
+        self._episode_step[mask] = 0
+        self._restart_history(obs)
+        self._replan_now = True
+
+    def _restart_history(self, obs: np.ndarray) -> None:
+        """Forget the executed past: the next plan starts from `obs` alone."""
         self._boundary_obs = [obs]  # observations at token boundaries, oldest first
         self._executed: list[torch.Tensor] = []  # executed tokens, normalized, (B, 1, D) each
         self._rows: list[np.ndarray] = []
         self._previous: tuple[np.ndarray, np.ndarray] | None = None
-        self._step = 0
-        self._replan_now = False
         self._rolling_tokens: torch.Tensor | None = None  # all candidates' tokens after the last plan
-        self.last_plan = None
 
     def set_goal(self, goal: np.ndarray) -> None:
         """Change the goal mid-episode; the next plan (at the next token boundary) aims for it."""
@@ -208,6 +236,7 @@ class DiffusionForcingPlanner:
             raise DfplannerError(f"planner produced a non-finite action at env step {self._step}")
         self._previous = (obs, action)
         self._step += 1
+        self._episode_step += 1
         return action[0] if self._single else action
 
     def _plan_due(self) -> bool:
@@ -217,8 +246,7 @@ class DiffusionForcingPlanner:
             return False
         length = len(next(v for v in (self.last_plan.observations, self.last_plan.actions) if v is not None)[0])
         return (
-            self._step % self.settings.replan_every == 0
-            or self._step - self.last_plan.start_step >= length
+            self._step - self.last_plan.start_step >= min(self.settings.replan_every, length)
             or self._replan_now
         )
 
@@ -275,7 +303,7 @@ class DiffusionForcingPlanner:
             return np.asarray(s.schedule).shape[1]
         if s.episode_steps is None:
             return s.horizon
-        remaining = -(-(s.episode_steps - self._step) // self.trained.layout.frame_stack)
+        remaining = -(-(s.episode_steps - int(self._episode_step.min())) // self.trained.layout.frame_stack)
         return max(1, min(s.horizon, remaining))
 
     def _decision_rows(self, horizon: int) -> tuple[np.ndarray, torch.Tensor | None]:
@@ -293,14 +321,18 @@ class DiffusionForcingPlanner:
         noise = torch.randn(previous.shape[0], fresh, previous.shape[2], generator=self.generator, device=self.device)
         return rows, torch.cat([previous[:, shift:], noise], dim=1)[:, :horizon]
 
-    def _sample_best(self, rows: np.ndarray, initial: torch.Tensor | None, current: torch.Tensor) -> torch.Tensor:
+    def _sample_best(
+        self, rows: np.ndarray, initial: torch.Tensor | None, current: torch.Tensor, on_row: RowCallback | None
+    ) -> torch.Tensor:
         """Sample `candidates` plans per environment in one batch; return the best estimate of each."""
         n = self._candidates()
         state, goal = repeat_state(self._model_state(), n), self.goal
         goal = goal.repeat_interleave(n, 0) if goal is not None else None
         current = current.repeat_interleave(n, 0)
         sampler = self.settings.sampler
-        tokens, estimate = sample_tokens(self.trained, state, rows, sampler, current, self.cost, goal, initial, self.generator)
+        tokens, estimate = sample_tokens(
+            self.trained, state, rows, sampler, current, self.cost, goal, initial, self.generator, on_row
+        )
         if self.settings.rolling:
             self._rolling_tokens = tokens
         if n == 1:
@@ -313,8 +345,10 @@ class DiffusionForcingPlanner:
     def _candidates(self) -> int:
         return max(1, self.settings.sampler.candidates) if self.cost is not None else 1
 
-    def plan(self) -> Plan:
-        """Sample a plan from the current state (the executed past) towards the goal."""
+    def plan(self, on_row: RowCallback | None = None) -> Plan:
+        """Sample a plan from the current state (the executed past) towards the goal.
+
+        `on_row` sees every sampling row of all candidates (see `sample_tokens`), e.g. to draw the denoising."""
         if self._rows:
             raise DfplannerError(
                 f"plans start at token boundaries: {len(self._rows)} of {self.trained.layout.frame_stack} steps of the current token are executed"
@@ -323,7 +357,7 @@ class DiffusionForcingPlanner:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         with autocast:
             current = torch.as_tensor(self._boundary_obs[-1], device=self.device)
-            tokens = self._sample_best(rows, initial, current)
+            tokens = self._sample_best(rows, initial, current, on_row)
         channels = {k: v.float().cpu().numpy() for k, v in tokens_to_plan(self.trained, tokens, current).items()}
         self.last_plan = Plan(
             actions=channels.get("action"),

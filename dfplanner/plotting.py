@@ -1,8 +1,9 @@
-"""Pictures of mazes, executed trajectories and plans (matplotlib, no screen needed)."""
+"""Pictures of mazes, executed trajectories and plans, and the denoising of a plan (matplotlib, no screen needed)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -10,13 +11,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dfplanner.atomic import atomic_output  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from dfplanner.atomic import atomic_output, check_writable  # noqa: E402
 from dfplanner.envs.layouts import MazeSpec  # noqa: E402
+from dfplanner.errors import DfplannerError  # noqa: E402
+
+if TYPE_CHECKING:
+    from dfplanner.denoising import Denoising
 
 WALL_HALF_SIZE = 0.5  # D4RL's wall boxes, centred on cell (row, col)
 # The wall box of cell (r, c) is centred at world (r+1, c+1) and qpos 0 sits at world 1.2, so in
 # qpos coordinates cell (r, c) is centred at (r - 0.2, c - 0.2).
 CELL_OFFSET = -0.2
+NOISE_CMAP = "plasma"  # noise level 0 (clean) dark, K (pure noise) light
+DENOISING_SUFFIXES = (".gif", ".png")
+GRID_PANELS = 6  # sampling rows shown side by side in the PNG / TensorBoard picture
+HOLD_LAST_SECONDS = 2.0  # the animation rests on the finished plan before looping
 
 
 def draw_maze(ax, maze: MazeSpec) -> None:
@@ -66,3 +78,73 @@ def episodes_figure(
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def check_denoising_path(path: str | Path) -> Path:
+    """An animation (.gif) or a picture of a few rows side by side (.png), in a writable folder."""
+    path = Path(path)
+    if path.suffix.lower() not in DENOISING_SUFFIXES:
+        raise DfplannerError(f"cannot write {path}: use a {' or '.join(DENOISING_SUFFIXES)} file name")
+    return check_writable(path)
+
+
+def draw_denoising_frame(maze_ax, matrix_ax, maze: MazeSpec, denoising: Denoising, frame: int) -> None:
+    """One sampling row: the plan's clean estimate over the maze, each token colored by its current
+    noise level, above the scheduling matrix with that row outlined."""
+    cmap = plt.get_cmap(NOISE_CMAP)
+    row = denoising.rows[frame]
+    levels = denoising.schedule[row] / denoising.num_levels
+    draw_maze(maze_ax, maze)
+    path = np.vstack([denoising.start, denoising.positions[frame]])[:, ::-1]  # x = column, y = row
+    token = np.arange(len(path) - 1) // denoising.frame_stack
+    segments = LineCollection(np.stack([path[:-1], path[1:]], axis=1), colors=cmap(levels[token]), linewidths=2.5 - 1.5 * levels[token])
+    maze_ax.add_collection(segments)
+    ends = path[denoising.frame_stack :: denoising.frame_stack]
+    maze_ax.scatter(ends[:, 0], ends[:, 1], color=cmap(levels[: len(ends)]), s=9, zorder=3)
+    maze_ax.scatter(denoising.start[1], denoising.start[0], color="tab:green", s=40, zorder=4, label="agent")
+    maze_ax.scatter(denoising.goal[1], denoising.goal[0], color="tab:red", marker="*", s=140, zorder=4, label="goal")
+    maze_ax.set_title(f"sampling row {row} of {len(denoising.schedule) - 1}", fontsize=8)
+    matrix_ax.imshow(denoising.schedule / denoising.num_levels, cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    tokens = denoising.schedule.shape[1]
+    matrix_ax.add_patch(plt.Rectangle((-0.5, row - 0.5), tokens, 1, fill=False, edgecolor="tab:cyan", linewidth=1.5))
+    matrix_ax.set_title("noise levels (dark = clean)", fontsize=7)
+    matrix_ax.set_xlabel(f"token ({denoising.frame_stack} env steps each)", fontsize=7)
+    matrix_ax.set_ylabel("row", fontsize=7)
+    matrix_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    matrix_ax.tick_params(labelsize=6)
+
+
+def denoising_figure(maze: MazeSpec, denoising: Denoising, panels: int = GRID_PANELS) -> plt.Figure:
+    """A few sampling rows side by side, from the first to the finished plan (PNG and TensorBoard)."""
+    frames = np.unique(np.linspace(0, len(denoising.rows) - 1, panels).round().astype(int))
+    fig = plt.figure(figsize=(2.6 * len(frames), 3.4))
+    for subfig, frame in zip(np.atleast_1d(fig.subfigures(1, len(frames))), frames):
+        maze_ax, matrix_ax = subfig.subplots(2, 1, height_ratios=[3, 1])
+        draw_denoising_frame(maze_ax, matrix_ax, maze, denoising, frame)
+    fig.suptitle("one plan denoised under the scheduling matrix (color: each token's noise level)", fontsize=9)
+    return fig
+
+
+def write_denoising(path: str | Path, maze: MazeSpec, denoising: Denoising, fps: float = 5.0) -> None:
+    """The denoising as an animated GIF (one frame per sampling row) or, for .png, `denoising_figure`."""
+    from PIL import Image
+
+    path = check_denoising_path(path)
+    if path.suffix.lower() == ".png":
+        fig = denoising_figure(maze, denoising)
+        with atomic_output(path) as temp:
+            fig.savefig(temp, dpi=100, format="png")
+        plt.close(fig)
+        return
+    fig, (maze_ax, matrix_ax) = plt.subplots(2, 1, figsize=(4.4, 5.0), height_ratios=[3, 1], layout="constrained")
+    images = []
+    for frame in range(len(denoising.rows)):
+        maze_ax.clear()
+        matrix_ax.clear()
+        draw_denoising_frame(maze_ax, matrix_ax, maze, denoising, frame)
+        fig.canvas.draw()
+        images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3]).quantize(colors=256))
+    plt.close(fig)
+    images += [images[-1]] * round(HOLD_LAST_SECONDS * fps)
+    with atomic_output(path) as temp:
+        images[0].save(temp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)

@@ -24,6 +24,7 @@ tokens, all in one batched forward (and backward) pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -54,6 +55,8 @@ def tokens_to_plan(trained: TrainedModel, tokens: torch.Tensor, start_observatio
 
 
 GUIDANCE_GRADIENTS = ("plan", "model")
+# on_row(row, x, x0): after sampling row `row`, the tokens x at that row's levels and their clean estimate x0
+RowCallback = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 
 def plan_space_gradient(
@@ -110,6 +113,7 @@ def sample_tokens(
     goal: torch.Tensor | None = None,
     initial: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    on_row: RowCallback | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample (B, T, D) normalized tokens following `schedule` (rows x T levels) from `state`.
 
@@ -120,7 +124,7 @@ def sample_tokens(
     `start_observation` (B, obs_dim) is the current observation in env units, where the plan begins.
 
     `initial` holds the tokens at the levels of the first row (white noise when omitted), which lets
-    a caller continue a partially denoised plan.
+    a caller continue a partially denoised plan. `on_row` (optional) watches every row, e.g. to draw it.
     """
     model, noise = trained.model, trained.schedule
     batch = (state[0] if isinstance(state, tuple) else state).shape[0]
@@ -194,6 +198,8 @@ def sample_tokens(
         x = torch.cat([x[:, :frozen], new_live], dim=1).detach()
         x0_estimate = torch.cat([x0_estimate[:, :frozen], x0.detach()], dim=1)
         watch.add(new_live)
+        if on_row is not None:
+            on_row(row, x, x0_estimate)
     watch.check(schedule)
     clean = torch.as_tensor(schedule[-1] == 0, device=device).view(1, -1, 1)
     return x, torch.where(clean, x, x0_estimate)

@@ -36,13 +36,13 @@ def tiny_run(tmp_path_factory):
     return folder, args
 
 
-def test_tensorboard_gets_losses_scores_and_plan_pictures(tiny_run):
+def test_tensorboard_gets_losses_scores_plan_and_denoising_pictures(tiny_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     folder, _ = tiny_run
     events = EventAccumulator(str(folder / "run" / "tensorboard")).Reload()
     assert {"train/loss", "train/samples_per_s", "eval/normalized_score", "eval/success_rate"} <= set(events.Tags()["scalars"])
-    assert "eval/plans" in events.Tags()["images"]
+    assert {"eval/plans", "eval/denoising"} <= set(events.Tags()["images"])
 
 
 def test_resume_continues_where_it_stopped(tiny_run, capsys):

@@ -1,0 +1,92 @@
+"""A ready-to-use policy for other agents and plain gymnasium loops: `load_policy("maze2d-large")`.
+
+`policy(obs) -> action` takes one observation (obs_dim,) or a batch (B, obs_dim) from a gymnasium
+vector environment, and plans with the Diffusion Forcing planner underneath. An episode starts with
+`policy.reset(obs, goal)`; a policy loaded for a maze may skip it: its first call then aims for the
+maze's fixed D4RL target. In a vector env, `policy.reset(obs, goal, mask=...)` starts new episodes
+in the autoreset sub-environments only. The current plan is public (`policy.plan`,
+`policy.planned_positions`), so the policy can also serve as a high-level planner for another
+controller; `policy.set_goal` changes the goal within an episode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dfplanner.checkpoint import checkpoint_paths
+from dfplanner.envs.layouts import MAZES, resolve_env_id
+from dfplanner.errors import DfplannerError
+from dfplanner.planner import DiffusionForcingPlanner, Plan
+from dfplanner.pretrained import load_planner, shipped_checkpoint
+
+
+class PlannerPolicy:
+    """A callable policy around a `DiffusionForcingPlanner`; see the module docstring."""
+
+    def __init__(self, planner: DiffusionForcingPlanner, default_goal: np.ndarray | None = None):
+        self.planner = planner
+        self.default_goal = default_goal
+        self._steps: int | None = None  # actions taken since the last full reset; None before it
+        self._single = False
+
+    def reset(self, observation: np.ndarray, goal: np.ndarray | None = None, mask: np.ndarray | None = None) -> None:
+        """Start episodes from `observation` towards `goal` (default: the maze's fixed target).
+
+        `mask` (B,) bool restarts only those environments of the batch, as after a vector env's autoreset."""
+        if mask is None:
+            goal = self.default_goal if goal is None else goal
+            self._steps, self._single = 0, np.ndim(observation) == 1
+        self.planner.reset(observation, goal, mask)
+
+    def __call__(self, observation: np.ndarray) -> np.ndarray:
+        """The action (act_dim,) for one observation, or (B, act_dim) for a batch; in [-1, 1]."""
+        if self._steps is None:
+            if self.default_goal is None:
+                raise DfplannerError("this policy has no default goal: call policy.reset(obs, goal=...) first")
+            self.reset(observation)
+        action = self.planner.act(observation)
+        self._steps += 1
+        return action
+
+    def set_goal(self, goal: np.ndarray) -> None:
+        """Aim for `goal` (one, or one per environment) from the next token boundary on."""
+        self.planner.set_goal(goal)
+
+    @property
+    def plan(self) -> Plan | None:
+        """The last sampled plan, batched (B, steps, ...) and in env units; None before the first action."""
+        return self.planner.last_plan
+
+    @property
+    def planned_positions(self) -> np.ndarray | None:
+        """Planned positions from the current env step on: row 0 is where the last action aims.
+
+        (steps, 2) after a single observation, (B, steps, 2) after a batch; None before the first action."""
+        plan = self.planner.last_plan
+        if plan is None or plan.observations is None:
+            return None
+        offset = self._steps - 1 - plan.start_step
+        positions = plan.observations[:, offset:, list(self.planner.settings.position_dims)]
+        return positions[0] if self._single else positions
+
+
+def load_policy(name_or_path: str | Path, device: str = "auto", seed: int = 0, **overrides) -> PlannerPolicy:
+    """A policy from a maze name ("maze2d-large" or "maze2d-large-v1": its shipped checkpoint) or a
+    checkpoint path. Keyword overrides change planner settings, as `dfplan eval` flags do."""
+    mazes = {name for spec in MAZES.values() for name in (spec.name, spec.env_id)}
+    if str(name_or_path) in mazes:
+        checkpoint = shipped_checkpoint(resolve_env_id(str(name_or_path)))
+    elif any(p.exists() for p in checkpoint_paths(Path(name_or_path))):
+        checkpoint = Path(name_or_path)
+    else:
+        names = ", ".join(spec.name for spec in MAZES.values())
+        raise DfplannerError(f"{name_or_path!r} is neither a maze ({names}) nor a checkpoint path")
+    planner = load_planner(checkpoint, device=device, seed=seed, **overrides)
+    maze = MAZES.get(planner.trained.metadata.get("env_id"))
+    if maze is None:
+        return PlannerPolicy(planner)
+    if planner.settings.episode_steps is None:  # plans never run past the time limit gymnasium.make applies
+        planner.settings.episode_steps = maze.max_episode_steps
+    return PlannerPolicy(planner, default_goal=maze.goal)

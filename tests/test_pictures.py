@@ -1,0 +1,44 @@
+"""`dfplan plan`: one plan's denoising recorded row by row and drawn as a GIF or PNG."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dfplanner.cli import main
+from dfplanner.denoising import record_denoising
+from dfplanner.envs.maze2d import Maze2dEnv
+from dfplanner.pretrained import load_planner, shipped_checkpoint
+
+
+def test_recording_follows_the_schedule_to_the_kept_plan():
+    planner = load_planner(shipped_checkpoint("maze2d-umaze-v1"), device="cpu", candidates=3)
+    observation, info = Maze2dEnv("maze2d-umaze").reset(seed=0)
+    denoising = record_denoising(planner, observation, info["target"])
+    rows, tokens = denoising.schedule.shape
+    assert denoising.rows.tolist() == list(range(1, rows))  # every sampling row, in order
+    assert denoising.positions.shape == (rows - 1, tokens * denoising.frame_stack, 2)
+    np.testing.assert_allclose(denoising.positions[-1], planner.last_plan.observations[0, :, :2], atol=1e-5)
+    assert not np.allclose(denoising.positions[0], denoising.positions[-1])  # the first estimate is still rough
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png"])
+def test_plan_command_writes_the_picture(tmp_path, capsys, suffix):
+    out = tmp_path / f"plan{suffix}"
+    assert main(["plan", "--env", "maze2d-umaze", "--out", str(out), "--seed", "1", "--candidates", "2", "--device", "cpu"]) == 0
+    assert f"wrote {out}: 29 sampling rows of a pyramid schedule" in capsys.readouterr().out
+    with Image.open(out) as image:
+        assert image.format == suffix[1:].upper()
+        assert getattr(image, "n_frames", 1) == (29 if suffix == ".gif" else 1)  # the held last frame merges into one
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "plan.mp4"], "use a .gif or .png file name"),
+    (["--out", "/nonexistent-dir/plan.gif"], "folder /nonexistent-dir does not exist"),
+    (["--out", "plan.gif", "--fps", "0"], "--fps must be positive"),
+    (["--out", "plan.gif", "--env", "maze2d-huge"], "unknown environment 'maze2d-huge'"),
+])
+def test_plan_command_user_errors(args, message, capsys):
+    assert main(["plan", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dfplan: error: ") and message in err and err.count("\n") == 1
