@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dfplanner.errors import DfplannerError
-from dfplanner.models import build_model, repeat_state
+from dfplanner.models import LevelEmbedding, build_model, repeat_state
 
 CONFIGS = [{"type": "recurrent", "hidden": 32, "layers": 2}, {"type": "transformer", "hidden": 32, "layers": 2, "heads": 2, "max_tokens": 16}]
 
@@ -54,3 +54,13 @@ def test_bad_model_config():
         build_model({"type": "lstm"}, 6, 4, 100)
     with pytest.raises(DfplannerError, match="bad recurrent model options"):
         build_model({"type": "recurrent", "width": 3}, 6, 4, 100)
+
+
+def test_level_embedding_of_a_batch_equals_each_level_alone():
+    embedding = LevelEmbedding(16, num_levels=1000)
+    levels = torch.tensor([[0, 500, 1000, 500], [3, 3, 999, 0]])
+    together = embedding(levels)
+    assert together.shape == (2, 4, 16)
+    for index in torch.cartesian_prod(torch.arange(2), torch.arange(4)):
+        alone = embedding(levels[index[0], index[1]].view(1))[0]
+        torch.testing.assert_close(together[index[0], index[1]], alone)

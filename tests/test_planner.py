@@ -55,9 +55,9 @@ def test_plan_starts_from_the_current_state(point_model):
     assert np.linalg.norm(plan.observations[:, 0, :2] - starts()[:, :2], axis=-1).max() < one_step
 
 
-@pytest.mark.parametrize("action_mode", ["pd", "diffused"])
-def test_closed_loop_reaches_towards_goal(point_model, action_mode):
-    planner = make_planner(point_model, scale=1.0, samples=4, action_mode=action_mode)
+@pytest.mark.parametrize("action_mode,rolling", [("pd", False), ("diffused", False), ("pd", True)])
+def test_closed_loop_reaches_towards_goal(point_model, action_mode, rolling):
+    planner = make_planner(point_model, scale=1.0, samples=4, action_mode=action_mode, rolling=rolling)
     obs = starts(16)
     planner.reset(obs, GOAL)
     start_distance = np.linalg.norm(obs[:, :2] - GOAL, axis=-1).mean()
@@ -159,3 +159,41 @@ def test_set_goal_replans_at_the_next_token_towards_the_new_goal(point_model):
     assert planner.last_plan is not first and planner.last_plan.start_step == 4
     end = planner.last_plan.observations[:, -1, :2]
     assert np.linalg.norm(end + GOAL, axis=-1).mean() < np.linalg.norm(end - GOAL, axis=-1).mean()
+
+
+def test_rolling_first_plan_executes_the_reference_plans_first_token(point_model):
+    """On the same noise, the rolling warm-up stops at the row where token 0 is clean: up to there it
+    is the reference sampler, so the executed token must be identical."""
+    plans = []
+    for rolling in (False, True):
+        planner = make_planner(point_model, scale=1.0, rolling=rolling)
+        planner.generator.manual_seed(3)
+        planner.reset(starts(8), GOAL)
+        plans.append(planner.plan())
+    executed = point_model.layout.frame_stack
+    reference, rolled = plans
+    np.testing.assert_allclose(rolled.observations[:, :executed], reference.observations[:, :executed], atol=1e-6)
+    np.testing.assert_allclose(rolled.actions[:, :executed], reference.actions[:, :executed], atol=1e-6)
+    assert len(rolled.levels) < len(reference.levels)
+
+
+def test_rolling_plans_continue_on_the_ladder(point_model):
+    planner = make_planner(point_model, scale=1.0, rolling=True, horizon=6, steps=4, replan_every=point_model.layout.frame_stack)
+    planner.reset(starts(4), GOAL)
+    obs = starts(4)
+    first = planner.plan()
+    for _ in range(point_model.layout.frame_stack):
+        action = planner.act(obs)
+        position, velocity = point_step(obs[:, :2], obs[:, 2:], action)
+        obs = np.c_[position, velocity].astype(np.float32)
+    planner.act(obs)
+    second = planner.last_plan
+    ladder = first.levels[-1]
+    assert len(second.levels) == 2  # one row per token on a pyramid
+    np.testing.assert_array_equal(second.levels[0], np.r_[ladder[1:], 1000])
+    np.testing.assert_array_equal(second.levels[-1], ladder)
+
+
+def test_rolling_rejects_a_schedule_whose_ladder_falls(point_model):
+    with pytest.raises(DfplannerError, match="rolling"):
+        make_planner(point_model, rolling=True, schedule="trapezoid")

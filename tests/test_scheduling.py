@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dfplanner.errors import DfplannerError
-from dfplanner.scheduling import build_schedule, validate_schedule
+from dfplanner.scheduling import build_schedule, pyramid, rolling_ladder, rolling_transition, validate_schedule
 
 
 @pytest.mark.parametrize("name", ["pyramid", "full_sequence", "autoregressive", "trapezoid"])
@@ -51,3 +51,29 @@ def test_invalid_matrices_are_rejected(matrix, message):
 def test_unknown_schedule_name():
     with pytest.raises(DfplannerError, match="unknown schedule"):
         build_schedule("spiral", 3, 3, 10)
+
+
+@pytest.mark.parametrize("steps,uncertainty", [(10, 1.0), (3, 0.25), (10, 0.5), (4, 3.0)])
+@pytest.mark.parametrize("shift", [1, 2])
+def test_rolling_transition_brings_a_shifted_plan_back_to_the_ladder(steps, uncertainty, shift):
+    levels = 1000
+    matrix = pyramid(12, steps, levels, uncertainty)
+    warm_up, ladder = rolling_ladder(matrix)
+    np.testing.assert_array_equal(warm_up, matrix[: len(warm_up)])
+    assert warm_up[-1, 0] == 0 and np.all(warm_up[:-1, 0] > 0)
+    rows = rolling_transition(ladder, ladder, shift, steps, levels)
+    np.testing.assert_array_equal(rows[0], np.r_[ladder[shift:], [levels] * shift])
+    np.testing.assert_array_equal(rows[-1], ladder)
+    drops = -np.diff(rows, axis=0)
+    assert drops.min() >= 0 and drops.max() <= np.ceil(levels / steps)
+
+
+def test_rolling_on_a_unit_pyramid_costs_one_row_per_token():
+    ladder = rolling_ladder(pyramid(20, 10, 1000, 1.0))[1]
+    assert len(rolling_transition(ladder, ladder, 1, 10, 1000)) == 2
+
+
+def test_rolling_transition_rejects_a_falling_ladder():
+    ladder = rolling_ladder(build_schedule("trapezoid", 8, 4, 1000))[1]
+    with pytest.raises(DfplannerError, match="ladder"):
+        rolling_transition(ladder, ladder, 1, 4, 1000)

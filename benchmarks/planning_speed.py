@@ -1,0 +1,126 @@
+"""Planning speed and quality: the shipped planner beside the paper-faithful configuration.
+
+    python benchmarks/planning_speed.py [--env maze2d-large] [--episodes 50] [--seed 0]
+
+Both configurations use the same shipped checkpoint, guidance and candidates; they differ only in
+how a plan is sampled:
+- shipped: the checkpoint's settings (a short pyramid: few denoising steps, gently sloped);
+- paper: pyramid over 50 DDIM steps from white noise, horizon = the rest of the episode, replanning
+  every 10 env steps (the Diffusion Forcing authors' maze2d setting).
+Every measurement is a `dfplan eval` subprocess (so its peak memory is its own), with replanning at
+every token (the finest our 10-step tokens allow):
+- one environment, one thread: actions/s and plans/s inside the policy;
+- `--episodes` environments in one batch, two threads: scores (same seeds for both) and env steps/s
+  of the whole run (env stepping included).
+Writes results/planning_speed.json and results/planning_speed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from dfplanner.envs.layouts import MAZES, resolve_env_id
+from dfplanner.pretrained import load_planner, shipped_checkpoint
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+SINGLE_ENV_EPISODES = 2
+PAPER_SAMPLING_STEPS = 50
+PAPER_REPLAN_EVERY = 10
+
+
+def run_eval(flags: list[str], threads: int) -> dict:
+    """One `dfplan eval` run: its JSON result plus the subprocess's peak resident memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        command = [sys.executable, "-m", "dfplanner.cli", "eval", *flags, "--json", str(out)]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        if status != 0:
+            raise SystemExit(f"failed ({status}): {' '.join(command)}")
+        result = json.loads(out.read_text())
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
+    return result
+
+
+def measure(name: str, overrides: list[str], env_id: str, episodes: int, seed: int) -> dict:
+    base = ["--env", env_id, "--seed", str(seed), *overrides]
+    single = run_eval([*base, "--episodes", str(SINGLE_ENV_EPISODES), "--batch-size", "1"], threads=1)
+    batched = run_eval([*base, "--episodes", str(episodes), "--batch-size", str(episodes)], threads=2)
+    replan_every = batched["planner"]["replan_every"]
+    steps = batched["episodes"] * MAZES[env_id].max_episode_steps
+    return {
+        "name": name,
+        "flags": overrides,
+        "single_env_actions_per_s": single["decisions_per_second"],
+        "single_env_plans_per_s": single["decisions_per_second"] / replan_every,
+        "batched_env_steps_per_s": steps / batched["wall_time_s"],
+        "batched_wall_time_s": batched["wall_time_s"],
+        "normalized_score_mean": batched["normalized_score_mean"],
+        "normalized_score_sem": batched["normalized_score_sem"],
+        "success_rate": batched["success_rate"],
+        "episodes": batched["episodes"],
+        "peak_rss_mb": max(single["peak_rss_mb"], batched["peak_rss_mb"]),
+        "planner": batched["planner"],
+    }
+
+
+def write_table(report: dict) -> None:
+    rows = [
+        "| configuration | plans/s, 1 env | actions/s, 1 env | env steps/s, batched | normalized (± sem) | success | peak memory |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["configurations"]:
+        rows.append(
+            f"| {r['name']} | {r['single_env_plans_per_s']:.1f} | {r['single_env_actions_per_s']:.0f} | "
+            f"{r['batched_env_steps_per_s']:.0f} | {r['normalized_score_mean']:.1f} ± {r['normalized_score_sem']:.1f} | "
+            f"{r['success_rate']:.0%} | {r['peak_rss_mb']:.0f} MB |"
+        )
+    text = (
+        f"Planning speed on {report['env']} ({report['episodes']} episodes batched, seed {report['seed']}), made by "
+        f"`{report['command']}`.\n\n" + "\n".join(rows) + "\n\n"
+        f"Speed-up of the shipped planner over the paper-faithful configuration: "
+        f"{report['speedup_single_env']:.0f}x per plan (one env), {report['speedup_batched']:.0f}x in batched env steps/s.\n"
+    )
+    (RESULTS / "planning_speed.md").write_text(text)
+    print(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="maze2d-large")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    env_id = resolve_env_id(args.env)
+    frame_stack = load_planner(shipped_checkpoint(env_id), env_id, device="cpu").trained.layout.frame_stack
+    rest_of_episode = math.ceil(MAZES[env_id].max_episode_steps / frame_stack)
+    paper = ["--no-rolling", "--schedule", "pyramid", "--uncertainty", "1", "--sampling-steps", str(PAPER_SAMPLING_STEPS),
+             "--horizon", str(rest_of_episode), "--replan-every", str(PAPER_REPLAN_EVERY)]
+    start = time.perf_counter()
+    shipped = measure("shipped", [], env_id, args.episodes, args.seed)
+    faithful = measure("paper-faithful", paper, env_id, args.episodes, args.seed)
+    report = {
+        "env": env_id,
+        "episodes": args.episodes,
+        "seed": args.seed,
+        "command": f"python benchmarks/planning_speed.py --env {args.env} --episodes {args.episodes} --seed {args.seed}",
+        "configurations": [shipped, faithful],
+        "speedup_single_env": shipped["single_env_plans_per_s"] / faithful["single_env_plans_per_s"],
+        "speedup_batched": shipped["batched_env_steps_per_s"] / faithful["batched_env_steps_per_s"],
+        "benchmark_seconds": time.perf_counter() - start,
+    }
+    (RESULTS / "planning_speed.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_table(report)
+
+
+if __name__ == "__main__":
+    main()
