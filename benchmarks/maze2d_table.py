@@ -1,5 +1,5 @@
 """Collect the maze2d evaluation JSON files in results/ into results/maze2d_table.md and into the
-block between the maze2d-table markers of README.md (and print it).
+block between the maze2d_table markers of README.md (and print it).
 
 The JSON files are written by the commands listed in the table's footer; this script only formats.
 """
@@ -7,11 +7,9 @@ The JSON files are written by the commands listed in the table's footer; this sc
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS, README = ROOT / "results", ROOT / "README.md"
-BEGIN, END = "<!-- maze2d-table: made by benchmarks/maze2d_table.py -->", "<!-- /maze2d-table -->"
+from report import RESULTS, publish
+
 # Diffusion Forcing's reported normalized scores (paper Table 1, with MCG).
 PAPER_DF = {"umaze": 116.7, "medium": 149.4, "large": 159.0, "umaze-multi": 119.1, "medium-multi": 152.3, "large-multi": 167.1}
 TASKS = ["umaze", "medium", "large", "umaze-multi", "medium-multi", "large-multi"]
@@ -47,13 +45,7 @@ def main() -> None:
         "    dfplan eval --env maze2d-TASK [--multi-goal] --policy oracle --episodes 100 --seed 0 --json results/oracle_maze2d-TASK[-multi].json",
         "    python benchmarks/maze2d_table.py",
     ]
-    table = "\n".join(lines) + "\n"
-    (RESULTS / "maze2d_table.md").write_text(table)
-    readme = README.read_text()
-    if BEGIN in readme and END in readme:
-        head, rest = readme.split(BEGIN, 1)
-        README.write_text(head + BEGIN + "\n" + table + END + rest.split(END, 1)[1])
-    print(table)
+    publish("maze2d_table", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ every token (the finest our 10-step tokens allow):
 - one environment, one thread: actions/s and plans/s inside the policy;
 - `--episodes` environments in one batch, two threads: scores (same seeds for both) and env steps/s
   of the whole run (env stepping included).
-Writes results/planning_speed.json and results/planning_speed.md.
+Writes results/planning_speed.json, results/planning_speed.md and the README's planning_speed block.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from pathlib import Path
 from dfplanner.envs.layouts import MAZES, resolve_env_id
 from dfplanner.pretrained import load_planner, shipped_checkpoint
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+from report import RESULTS, publish
+
 SINGLE_ENV_EPISODES = 2
 PAPER_SAMPLING_STEPS = 50
 PAPER_REPLAN_EVERY = 10
@@ -90,8 +91,7 @@ def write_table(report: dict) -> None:
         f"Speed-up of the shipped planner over the paper-faithful configuration: "
         f"{report['speedup_single_env']:.0f}x per plan (one env), {report['speedup_batched']:.0f}x in batched env steps/s.\n"
     )
-    (RESULTS / "planning_speed.md").write_text(text)
-    print(text)
+    publish("planning_speed", text)
 
 
 def main() -> None:
@@ -99,7 +99,11 @@ def main() -> None:
     parser.add_argument("--env", default="maze2d-large")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--publish-only", action="store_true", help="re-publish the table from the existing JSON")
     args = parser.parse_args()
+    if args.publish_only:
+        write_table(json.loads((RESULTS / "planning_speed.json").read_text()))
+        return
     env_id = resolve_env_id(args.env)
     frame_stack = load_planner(shipped_checkpoint(env_id), env_id, device="cpu").trained.layout.frame_stack
     rest_of_episode = math.ceil(MAZES[env_id].max_episode_steps / frame_stack)
