@@ -21,7 +21,7 @@ FOLDER = RESULTS / "ablations"
 ENV = "maze2d-large"
 # name -> (what changes, dfplan eval flags)
 ROWS: dict[str, tuple[str, list[str]]] = {
-    "shipped": ("shipped settings (pyramid, 3 steps, uncertainty 0.25, plan-space guidance 15, best of 8, PD)", []),
+    "shipped": ("shipped settings (pyramid, 3 steps, uncertainty 0.25, plan-space guidance 15, one plan, PD)", []),
     "mcg-4": ("Monte Carlo Guidance, 4 samples", ["--mcg-samples", "4"]),
     "mcg-16": ("Monte Carlo Guidance, 16 samples", ["--mcg-samples", "16"]),
     "full-sequence": ("full-sequence schedule", ["--schedule", "full_sequence"]),
@@ -30,7 +30,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "rolling": ("rolling pyramid (one row per token, plans continue)", ["--rolling"]),
     "diffused-actions": ("diffused actions instead of PD tracking", ["--action-mode", "diffused"]),
     "no-stabilization": ("stabilization off (generated tokens fed back as clean)", ["--stabilization-level", "0"]),
-    "one-candidate": ("one plan per decision instead of best of 8", ["--candidates", "1"]),
+    "best-of-8": ("8 plans per decision, the cheapest kept", ["--candidates", "8"]),
 }
 
 

@@ -24,8 +24,10 @@ def test_recording_follows_the_schedule_to_the_kept_plan():
 @pytest.mark.parametrize("suffix", [".gif", ".png"])
 def test_plan_command_writes_the_picture(tmp_path, capsys, suffix):
     out = tmp_path / f"plan{suffix}"
-    assert main(["plan", "--env", "maze2d-umaze", "--out", str(out), "--seed", "1", "--candidates", "2", "--device", "cpu"]) == 0
-    assert f"wrote {out}: 29 sampling rows of a pyramid schedule" in capsys.readouterr().out
+    # 10 steps per token and one row of delay per token over 20 tokens: 10 + 19 rows after the all-noise row
+    flags = ["--sampling-steps", "10", "--uncertainty", "1", "--candidates", "2", "--device", "cpu"]
+    assert main(["plan", "--env", "maze2d-umaze", "--out", str(out), "--seed", "1", *flags]) == 0
+    assert f"wrote {out}: 29 sampling rows of a pyramid schedule over 20 tokens" in capsys.readouterr().out
     with Image.open(out) as image:
         assert image.format == suffix[1:].upper()
         assert getattr(image, "n_frames", 1) == (29 if suffix == ".gif" else 1)  # the held last frame merges into one
