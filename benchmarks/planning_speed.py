@@ -20,36 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 from dfplanner.envs.layouts import MAZES, resolve_env_id
 from dfplanner.pretrained import load_planner, shipped_checkpoint
 
+from dfplan_eval import run_eval
 from report import RESULTS, publish
 
 SINGLE_ENV_EPISODES = 2
 PAPER_SAMPLING_STEPS = 50
 PAPER_REPLAN_EVERY = 10
-
-
-def run_eval(flags: list[str], threads: int) -> dict:
-    """One `dfplan eval` run: its JSON result plus the subprocess's peak resident memory."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.json"
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        command = [sys.executable, "-m", "dfplanner.cli", "eval", *flags, "--json", str(out)]
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
-        if status != 0:
-            raise SystemExit(f"failed ({status}): {' '.join(command)}")
-        result = json.loads(out.read_text())
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
-    return result
 
 
 def measure(name: str, overrides: list[str], env_id: str, episodes: int, seed: int) -> dict:

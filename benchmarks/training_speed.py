@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+import dfplanner
 from dfplanner.config import load_config
 from dfplanner.datasets import load_dataset
 from dfplanner.envs.layouts import resolve_env_id
@@ -32,7 +33,8 @@ DATASET_STEPS = 200_000
 
 
 def git_commit() -> str:
-    root = Path(__file__).resolve().parent.parent
+    """The commit of the dfplanner code measured (the imported package's, e.g. another worktree's)."""
+    root = Path(dfplanner.__file__).resolve().parent.parent
     run = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True)
     return run.stdout.strip() or "unknown"
 

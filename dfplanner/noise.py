@@ -49,20 +49,30 @@ class NoiseSchedule:
         alpha_bar = torch.cumprod(1 - make_betas(num_levels, betas), dim=0)
         # Index k holds alpha_bar_k; index 0 is the clean level.
         self.alpha_bar = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar]).float()
+        self._tables: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+    def _table(self, like: torch.Tensor) -> torch.Tensor:
+        """(K+1, 3): alpha_bar_k, sqrt(alpha_bar_k), sqrt(1 - alpha_bar_k), kept per device and dtype
+        so that a sampling row costs one lookup instead of a transfer and two square roots."""
+        key = (like.device, like.dtype)
+        if key not in self._tables:
+            ab = self.alpha_bar
+            self._tables[key] = torch.stack([ab, ab.sqrt(), (1 - ab).sqrt()], dim=-1).to(like.device, like.dtype)
+        return self._tables[key]
 
     def config(self) -> dict:
         return {"num_levels": self.num_levels, "betas": self.beta_schedule, "prediction": self.prediction}
 
-    def _coefficients(self, levels: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def coefficients(self, levels: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """sqrt(alpha_bar_k) and sqrt(1 - alpha_bar_k), broadcast over the token's channels."""
-        alpha_bar = self.alpha_bar.to(like.device)[levels]
-        while alpha_bar.dim() < like.dim():
-            alpha_bar = alpha_bar.unsqueeze(-1)
-        return alpha_bar.sqrt().to(like.dtype), (1 - alpha_bar).sqrt().to(like.dtype)
+        table = self._table(like)[levels]
+        while table.dim() <= like.dim():
+            table = table.unsqueeze(-2)
+        return table[..., 1], table[..., 2]
 
     def q_sample(self, x0: torch.Tensor, levels: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Noise clean tokens to their levels."""
-        a, s = self._coefficients(levels, x0)
+        a, s = self.coefficients(levels, x0)
         return a * x0 + s * noise
 
     def target(self, x0: torch.Tensor, noise: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
@@ -71,28 +81,28 @@ class NoiseSchedule:
             return x0
         if self.prediction == "epsilon":
             return noise
-        a, s = self._coefficients(levels, x0)
+        a, s = self.coefficients(levels, x0)
         return a * noise - s * x0
 
     def split(self, output: torch.Tensor, x: torch.Tensor, levels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x0, epsilon) implied by a network output for noisy tokens x at their levels.
+        """(x0, epsilon) implied by a network output for noisy tokens x at their levels."""
+        x0 = self.predict_x0(output, x, levels)
+        return x0, self.epsilon_from_x0(x, x0, levels)
 
-        For clean tokens (k=0) x0 is x itself whatever the network says, so the step never moves them.
-        """
-        a, s = self._coefficients(levels, x)
+    def predict_x0(self, output: torch.Tensor, x: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+        """The clean tokens a network output implies; for clean tokens (k=0) x itself whatever the
+        network says, so the step never moves them."""
         if self.prediction == "x0":
             x0 = output
-        elif self.prediction == "epsilon":
-            x0 = (x - s * output) / a
         else:
-            x0 = a * x - s * output
+            a, s = self.coefficients(levels, x)
+            x0 = (x - s * output) / a if self.prediction == "epsilon" else a * x - s * output
         clean = (levels == 0).unsqueeze(-1) if x.dim() > levels.dim() else levels == 0
-        x0 = torch.where(clean, x, x0)
-        return x0, self.epsilon_from_x0(x, x0, levels)
+        return torch.where(clean, x, x0)
 
     def epsilon_from_x0(self, x: torch.Tensor, x0: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
         """The noise that takes x0 to x at these levels (0 for clean tokens)."""
-        a, s = self._coefficients(levels, x)
+        a, s = self.coefficients(levels, x)
         return (x - a * x0) / s.clamp(min=1e-8)
 
     def step(
@@ -110,20 +120,19 @@ class NoiseSchedule:
         Tokens whose next level equals their level are returned unchanged, so one call serves a whole
         row of a scheduling matrix whatever the levels of its tokens.
         """
-        a_next, s_next = self._coefficients(next_levels, x)
-        alpha_bar = self.alpha_bar.to(x.device)
-        ab_now, ab_next = alpha_bar[levels], alpha_bar[next_levels]
-        # sigma of Song et al. (2021), eq. 16, for a jump from k to k' < k.
-        variance = (1 - ab_next) / (1 - ab_now).clamp(min=1e-12) * (1 - ab_now / ab_next)
-        sigma = eta * variance.clamp(min=0).sqrt()
-        while sigma.dim() < x.dim():
-            sigma = sigma.unsqueeze(-1)
-        sigma = sigma.to(x.dtype)
-        direction = (s_next**2 - sigma**2).clamp(min=0).sqrt()
-        moved = a_next * x0 + direction * epsilon
+        a_next, s_next = self.coefficients(next_levels, x)
         if eta > 0:
+            table = self._table(x)
+            ab_now, ab_next = table[levels, 0], table[next_levels, 0]
+            # sigma of Song et al. (2021), eq. 16, for a jump from k to k' < k.
+            variance = (1 - ab_next) / (1 - ab_now).clamp(min=1e-12) * (1 - ab_now / ab_next)
+            sigma = eta * variance.clamp(min=0).sqrt()
+            while sigma.dim() < x.dim():
+                sigma = sigma.unsqueeze(-1)
             noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            moved = moved + sigma * noise
+            moved = a_next * x0 + (s_next**2 - sigma**2).clamp(min=0).sqrt() * epsilon + sigma * noise
+        else:
+            moved = a_next * x0 + s_next * epsilon
         changed = next_levels != levels
         if x.dim() > levels.dim():
             changed = changed.unsqueeze(-1)

@@ -137,6 +137,13 @@ def sample_tokens(
     guided = cost is not None and settings.guidance_scale > 0
     samples = max(1, settings.mcg_samples) if guided else 1
     stab = settings.stabilization_level
+
+    def repeat(t: torch.Tensor) -> torch.Tensor:
+        """One copy per MCG sample, each sample's copies adjacent."""
+        return t.repeat_interleave(samples, 0) if samples > 1 else t
+
+    goal_copies = repeat(goal) if goal is not None else None
+    start_copies = repeat(start_observation)
     frozen = 0  # tokens [0, frozen) are final and folded into `state`
     for row in range(1, len(schedule)):
         levels = levels_all[row - 1].expand(batch, horizon)
@@ -151,49 +158,48 @@ def sample_tokens(
         if frozen == horizon:
             break
         live, live_levels = x[:, frozen:], levels[:, frozen:]
-        # Clean tokens behind noisy ones (e.g. trapezoid ends) are fed back at the stabilization level.
-        clean = live_levels == 0
-        input_levels = torch.where(clean, torch.full_like(live_levels, stab), live_levels)
-        stabilized = noise.q_sample(live, input_levels, torch.randn(live.shape, generator=generator, device=device))
-        model_input = torch.where(clean.unsqueeze(-1), stabilized, live)
+        input_levels, model_input = live_levels, live
+        if (schedule[row - 1, frozen:] == 0).any():
+            # Clean tokens behind noisy ones (e.g. trapezoid ends) are fed back at the stabilization level.
+            clean = live_levels == 0
+            input_levels = torch.where(clean, torch.full_like(live_levels, stab), live_levels)
+            stabilized = noise.q_sample(live, input_levels, torch.randn(live.shape, generator=generator, device=device))
+            model_input = torch.where(clean.unsqueeze(-1), stabilized, live)
         through_model = guided and settings.guidance_gradient == "model"
         with torch.set_grad_enabled(through_model):
             if guided:
                 model_input = model_input.detach().requires_grad_(through_model)
-                copies = model_input.repeat_interleave(samples, 0)
+                copies, copy_levels = repeat(model_input), repeat(input_levels)
                 if samples > 1:
                     renoised = noise.q_sample(
-                        x0_estimate[:, frozen:].repeat_interleave(samples, 0),
-                        input_levels.repeat_interleave(samples, 0),
-                        torch.randn(copies.shape, generator=generator, device=device),
+                        repeat(x0_estimate[:, frozen:]), copy_levels, torch.randn(copies.shape, generator=generator, device=device)
                     )
                     first = torch.zeros(batch, samples, 1, 1, dtype=torch.bool, device=device)
                     first[:, 0] = True
                     keep = first.expand(batch, samples, *copies.shape[1:]).reshape(copies.shape)
                     # Straight-through: copies take the re-noised values but pass their gradient to x.
                     copies = copies + torch.where(keep, torch.zeros_like(copies), renoised - copies).detach()
-                outputs = model(copies, input_levels.repeat_interleave(samples, 0), repeat_state(state, samples))
-                x0_copies, _ = noise.split(outputs, copies, input_levels.repeat_interleave(samples, 0))
-                full = torch.cat([x[:, :frozen].detach().repeat_interleave(samples, 0), x0_copies], dim=1)
-                goal_copies = goal.repeat_interleave(samples, 0) if goal is not None else None
-                start_copies = start_observation.repeat_interleave(samples, 0)
+                outputs = model(copies, copy_levels, repeat_state(state, samples) if samples > 1 else state)
+                x0_copies = noise.predict_x0(outputs, copies, copy_levels)
+                full = torch.cat([repeat(x[:, :frozen].detach()), x0_copies], dim=1) if frozen else x0_copies
                 if through_model:
                     total = cost(tokens_to_plan(trained, full, start_copies), goal_copies).sum() / samples
                     (gradient,) = torch.autograd.grad(total, model_input)
                 else:
                     with torch.enable_grad():
                         gradient = plan_space_gradient(trained, cost, full, start_copies, goal_copies)[:, frozen:]
-                    gradient = gradient.view(batch, samples, *gradient.shape[1:]).mean(1)
+                    if samples > 1:
+                        gradient = gradient.view(batch, samples, *gradient.shape[1:]).mean(1)
                 output = outputs.detach().view(batch, samples, *outputs.shape[1:])[:, 0]
             else:
                 output = model(model_input, input_levels, state)
-        x0, epsilon = noise.split(output, live, live_levels)
+        x0 = noise.predict_x0(output, live, live_levels)
         if guided:
-            sigma = (1 - noise.alpha_bar.to(device)[live_levels]).sqrt().unsqueeze(-1)
+            sigma = noise.coefficients(live_levels, live)[1]
             norms = gradient.norm(dim=-1, keepdim=True)
             direction = gradient / torch.maximum(norms, norms.mean(dim=1, keepdim=True)).clamp(min=GRADIENT_EPS)
             x0 = x0 - settings.guidance_scale * sigma * direction
-            epsilon = noise.epsilon_from_x0(live, x0, live_levels)
+        epsilon = noise.epsilon_from_x0(live, x0, live_levels)
         new_live = noise.step(live, live_levels, next_levels[:, frozen:], x0, epsilon, settings.eta, generator)
         x = torch.cat([x[:, :frozen], new_live], dim=1).detach()
         x0_estimate = torch.cat([x0_estimate[:, :frozen], x0.detach()], dim=1)

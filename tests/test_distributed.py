@@ -8,19 +8,9 @@ import sys
 import pytest
 
 from dfplanner.generate import generate
+from tiny_config import tiny_config
 
-TINY = """
-[tokens]
-frame_stack = 5
-window = 6
-[model]
-hidden = 32
-[training]
-warmup = 2
-batch_size = 8
-save_every = 2
-log_every = 2
-"""
+TINY = tiny_config(warmup=2, batch_size=8, save_every=2, log_every=2)
 
 
 def torchrun(folder, *args):

@@ -11,24 +11,11 @@ from dfplanner.checkpoint import load_trained_model
 from dfplanner.cli import main
 from dfplanner.envs.layouts import MAZES
 from dfplanner.pointmaze import PointMazeFrame, PointMazeInD4rlFrame
+from tiny_config import tiny_config
 
 DATASET = "pointmaze/test-v0"
 EPISODE_STEPS = 300
-TINY = """
-[tokens]
-frame_stack = 5
-window = 6
-[model]
-hidden = 32
-[training]
-warmup = 5
-batch_size = 16
-save_every = 50
-[planner]
-horizon = 4
-steps = 3
-replan_every = 5
-"""
+TINY = tiny_config(warmup=5, batch_size=16, save_every=50)
 
 
 @pytest.fixture

@@ -71,3 +71,25 @@ def test_bad_schedule_options_are_clear_errors():
         NoiseSchedule(10, "quadratic")
     with pytest.raises(DfplannerError, match="prediction"):
         NoiseSchedule(10, prediction="score")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_coefficient_table_matches_alpha_bar(dtype):
+    schedule = NoiseSchedule(1000)
+    levels = torch.tensor([[0, 1, 500], [999, 1000, 3]])
+    a, s = schedule.coefficients(levels, torch.zeros(2, 3, 4, dtype=dtype))
+    assert a.shape == s.shape == (2, 3, 1) and a.dtype == s.dtype == dtype
+    expected = schedule.alpha_bar[levels].double().unsqueeze(-1)
+    assert torch.allclose(a.double(), expected.sqrt(), atol=1e-6)
+    assert torch.allclose(s.double(), (1 - expected).sqrt(), atol=1e-6)
+
+
+@pytest.mark.parametrize("prediction", ["x0", "epsilon", "v"])
+def test_predict_x0_keeps_clean_tokens(prediction):
+    schedule = NoiseSchedule(100, prediction=prediction)
+    x, output = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
+    levels = torch.tensor([[0, 10, 50, 100], [0, 0, 1, 99]])
+    x0 = schedule.predict_x0(output, x, levels)
+    clean = levels == 0
+    assert torch.equal(x0[clean], x[clean])
+    assert torch.allclose(x0, schedule.split(output, x, levels)[0])

@@ -7,22 +7,9 @@ import pytest
 
 from dfplanner.checkpoint import load_trained_model
 from dfplanner.cli import main
+from tiny_config import tiny_config
 
-TINY = """
-[tokens]
-frame_stack = 5
-window = 6
-[model]
-hidden = 32
-[training]
-warmup = 5
-save_every = 10
-log_every = 5
-[planner]
-horizon = 4
-steps = 3
-replan_every = 5
-"""
+TINY = tiny_config(warmup=5, save_every=10, log_every=5)
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +64,15 @@ def test_shipped_umaze_planner_reaches_the_goal(tmp_path):
     result = json.loads(out.read_text())
     assert result["policy"] == "planner" and result["planner"]["checkpoint"] == "shipped"
     assert result["success_rate"] >= 0.75 and result["normalized_score_mean"] > 50
+
+
+@pytest.mark.parametrize("maze", ["maze2d-umaze", "maze2d-medium", "maze2d-large"])
+def test_shipped_checkpoint_plans_with_its_committed_config(maze):
+    """What `dfplan eval` runs is what envs/configs says (and what `dfplan train --env` would record)."""
+    from dfplanner.config import load_config
+    from dfplanner.pretrained import shipped_checkpoint
+
+    recorded = json.loads(shipped_checkpoint(f"{maze}-v1").read_text())
+    config = load_config(maze)
+    assert recorded["planner"] == config["planner"]
+    assert recorded["model"] == config["model"] and recorded["window"] == config["tokens"]["window"]

@@ -1,0 +1,44 @@
+"""One `dfplan eval` run in a subprocess, so that its timing and peak memory are its own."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from dfplanner.pretrained import shipped_checkpoint
+
+from report import ROOT
+
+
+def run_eval(flags: list[str], out: Path | None = None, threads: int | None = None) -> dict:
+    """`dfplan eval FLAGS --json OUT` from the repository's root: its result plus `peak_rss_mb`, the
+    subprocess's peak resident memory.
+
+    `threads` pins torch's intra-op threads (OMP/MKL); the result is also written to `out` if given."""
+    env = dict(os.environ)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "result.json"
+        command = [sys.executable, "-m", "dfplanner.cli", "eval", *flags, "--json", str(path)]
+        print(" ".join(command[2:]), flush=True)
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        if status != 0:
+            raise SystemExit(f"failed (wait status {status}): {' '.join(command)}")
+        result = json.loads(path.read_text())
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
+    if out is not None:
+        out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def checkpoint_digest(env_id: str) -> str:
+    """sha256 of the shipped checkpoint's JSON (architecture, weights digest, planner settings): a
+    stored result made with another digest is stale."""
+    return hashlib.sha256(shipped_checkpoint(env_id).read_bytes()).hexdigest()
