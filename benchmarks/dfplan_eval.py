@@ -15,11 +15,11 @@ from dfplanner.pretrained import shipped_checkpoint
 from report import ROOT
 
 
-def run_eval(flags: list[str], out: Path | None = None, threads: int | None = None) -> dict:
+def run_eval(flags: list[str], threads: int | None = None) -> dict:
     """`dfplan eval FLAGS --json OUT` from the repository's root: its result plus `peak_rss_mb`, the
     subprocess's peak resident memory.
 
-    `threads` pins torch's intra-op threads (OMP/MKL); the result is also written to `out` if given."""
+    `threads` pins torch's intra-op threads (OMP/MKL)."""
     env = dict(os.environ)
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -33,8 +33,6 @@ def run_eval(flags: list[str], out: Path | None = None, threads: int | None = No
             raise SystemExit(f"failed (wait status {status}): {' '.join(command)}")
         result = json.loads(path.read_text())
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
-    if out is not None:
-        out.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 

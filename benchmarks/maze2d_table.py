@@ -36,8 +36,8 @@ def gap_rows() -> list[str]:
         failed = [(p, o) for p, o in pairs if not p["success"]]
         from_failures = sum(o["normalized_score"] - p["normalized_score"] for p, o in failed) / len(pairs)
 
-        def mean(key, which, episodes=ok):
-            return sum(pair[which][key] for pair in episodes) / max(len(episodes), 1)
+        def mean(key, which):
+            return sum(pair[which][key] for pair in ok) / max(len(ok), 1)
 
         def on_goal(which):  # sparse reward: one per step within reach of the goal
             return sum(pair[which]["return"] / (steps - pair[which]["first_reach"]) for pair in ok) / max(len(ok), 1)

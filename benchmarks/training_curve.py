@@ -32,11 +32,11 @@ from dfplanner.generate import default_dataset_path, generate
 from dfplanner.planner import DiffusionForcingPlanner, PlannerSettings
 from dfplanner.training import Trainer
 
+from maze2d_table import PAPER_DF
 from report import ROOT, RESULTS, publish
 
 FOLDER = RESULTS / "training_curve"
 ENV = "maze2d-large"
-PAPER_DF_LARGE = 159.0  # Diffusion Forcing's maze2d-large score (paper Table 1)
 
 
 def train_with_curve(name: str, config_path: Path | None, eval_every: int, episodes: int, threads: int, resume: bool) -> None:
@@ -100,7 +100,8 @@ def plot_and_table() -> None:
             lines.append(f"| {r['name']} | {r['parameters']:,} | `{r['config']}` | {r['threads']} | {p['step']} | "
                          f"{p['train_seconds'] / 60:.1f} min | {p['normalized_score_mean']:.1f} ± {p['normalized_score_sem']:.1f} | {p['success_rate']:.0%} |")
     axes.axhline(oracle, color="gray", linestyle="--", label=f"oracle ({oracle:.0f})")
-    axes.axhline(PAPER_DF_LARGE, color="gray", linestyle=":", label=f"paper DF ({PAPER_DF_LARGE:.0f})")
+    paper = PAPER_DF["large"]
+    axes.axhline(paper, color="gray", linestyle=":", label=f"paper DF ({paper:.0f})")
     axes.set(xlabel="training time on this machine (minutes, evaluations excluded)", ylabel="normalized score (100 episodes)", title=ENV)
     axes.legend(fontsize=8)
     figure.tight_layout()
