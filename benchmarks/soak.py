@@ -99,7 +99,7 @@ def main() -> None:
     (RESULTS / "soak.md").write_text(
         f"# Soak: {args.episodes} consecutive {env_id} episodes, batches of {args.batch_size}\n\n"
         f"Made by `{summary['command']}` (planner candidates per decision: "
-        f"{planner.settings.sampler.candidates}; all other settings shipped).\n\n"
+        f"{planner.settings.candidates}; all other settings shipped).\n\n"
         f"Resident memory after the first batch {after_warmup:.1f} MB, at the end {final:.1f} MB: growth "
         f"{growth:+.1%} (limit {GROWTH_LIMIT:.0%}); peak {summary['rss_peak_mb']:.1f} MB. "
         f"Normalized score {result['normalized_score_mean']:.1f}, success {result['success_rate']:.0%}, "

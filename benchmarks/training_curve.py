@@ -29,7 +29,7 @@ from dfplanner.datasets import load_dataset
 from dfplanner.envs.layouts import MAZES, resolve_env_id
 from dfplanner.evaluation import evaluate
 from dfplanner.generate import default_dataset_path, generate
-from dfplanner.planner import DiffusionForcingPlanner, PlannerSettings
+from dfplanner.pretrained import load_planner
 from dfplanner.training import Trainer
 
 from maze2d_table import PAPER_DF
@@ -61,8 +61,7 @@ def train_with_curve(name: str, config_path: Path | None, eval_every: int, episo
     def measure(trained) -> dict:
         tick = time.perf_counter()
         train_seconds = clock["offset"] + tick - clock["start"] - clock["eval"]
-        settings = PlannerSettings.from_dict({**config["planner"], "episode_steps": MAZES[env_id].max_episode_steps})
-        planner = DiffusionForcingPlanner(trained, settings, device="cpu")
+        planner = load_planner(trained, env_id, device="cpu", episode_steps=MAZES[env_id].max_episode_steps)
         result = evaluate(env_id, planner, episodes, seed=0, batch_size=episodes, progress=False)
         point = {"step": trainer.step, "train_seconds": train_seconds, "normalized_score_mean": result["normalized_score_mean"],
                  "normalized_score_sem": result["normalized_score_sem"], "success_rate": result["success_rate"]}

@@ -8,7 +8,7 @@ _LAZY = {
     "load_dataset": "dfplanner.datasets",
     "OfflineDataset": "dfplanner.datasets",
     "DiffusionForcingPlanner": "dfplanner.planner",
-    "PlannerSettings": "dfplanner.planner",
+    "PlannerSettings": "dfplanner.settings",
     "load_planner": "dfplanner.pretrained",
     "load_policy": "dfplanner.policy",
 }

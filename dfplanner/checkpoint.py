@@ -22,7 +22,7 @@ from dfplanner.atomic import atomic_output
 from dfplanner.errors import DfplannerError
 from dfplanner.models import build_model
 from dfplanner.noise import NoiseSchedule
-from dfplanner.tokens import Normalizer, TokenLayout
+from dfplanner.tokens import Normalizer, TokenCodec, TokenLayout
 
 FORMAT_VERSION = 1
 
@@ -74,6 +74,10 @@ class TrainedModel:
     def create(cls, model_config: dict, schedule: NoiseSchedule, layout: TokenLayout, normalizer: Normalizer, metadata: dict | None = None) -> "TrainedModel":
         model = build_model(model_config, layout.token_dim, layout.obs_dim, schedule.num_levels)
         return cls(model, schedule, layout, normalizer, dict(model_config), dict(metadata or {}))
+
+    @property
+    def codec(self) -> TokenCodec:
+        return TokenCodec(self.layout, self.normalizer)
 
     def description(self) -> dict:
         return {

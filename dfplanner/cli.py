@@ -18,22 +18,6 @@ USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, the shell convention
 DEFAULT_EVAL_ENV = "maze2d-large"
 DEFAULT_POLICY = "planner"
-# Planner settings that `dfplan eval` can override: flag dest -> PlannerSettings / SamplerSettings field
-PLANNER_OVERRIDES = {
-    "guidance_scale": "guidance_scale",
-    "mcg_samples": "mcg_samples",
-    "candidates": "candidates",
-    "guidance_gradient": "guidance_gradient",
-    "schedule": "schedule",
-    "uncertainty": "uncertainty",
-    "sampling_steps": "steps",
-    "horizon": "horizon",
-    "replan_every": "replan_every",
-    "action_mode": "action_mode",
-    "stabilization_level": "stabilization_level",
-    "context_tokens": "context_tokens",
-    "rolling": "rolling",
-}
 
 
 def _oracle(args: argparse.Namespace, task: EvalTask) -> Policy:
@@ -45,15 +29,16 @@ def _oracle(args: argparse.Namespace, task: EvalTask) -> Policy:
 def _random(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.evaluation import RandomPolicy
 
-    return RandomPolicy(seed=args.seed)
+    return RandomPolicy(task.spaces[1], seed=args.seed)
 
 
 def _planner(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.pretrained import load_planner, shipped_checkpoint
 
     checkpoint = args.checkpoint or shipped_checkpoint(task.maze.env_id)
-    overrides = {field: getattr(args, dest) for dest, field in PLANNER_OVERRIDES.items()}
-    return load_planner(checkpoint, task.maze.env_id, device=args.device, seed=args.seed, episode_steps=task.steps, **overrides)
+    overrides = {name: getattr(args, name) for name in planner_flags()}
+    return load_planner(checkpoint, task.maze.env_id, task.obs_dim, device=args.device, seed=args.seed, preset=args.preset,
+                        episode_steps=task.steps, **overrides)
 
 
 # --policy name -> factory(args, task) returning a batched Policy (see dfplanner.evaluation.Policy)
@@ -87,34 +72,19 @@ def cmd_eval(args: argparse.Namespace) -> None:
     policy = POLICIES[args.policy](args, task)
     result = evaluate(task, policy, args.episodes, seed=args.seed, batch_size=args.batch_size, keep_trajectories=bool(args.plot))
     if args.plot:
-        _plot(args.plot, task, policy, result)
+        from dfplanner.plotting import plot_run
+
+        plot_run(args.plot, task, policy, result)
         print(f"wrote {args.plot}")
     result.pop("trajectories", None)
     if args.policy == "planner":
-        result["planner"] = {"checkpoint": str(args.checkpoint or "shipped"), **policy.settings.to_dict()}
+        result["planner"] = {"checkpoint": str(args.checkpoint or "shipped"), "preset": args.preset,
+                             **policy.settings.to_dict(), "replan_every": policy.replan_every}
     print(format_summary(result))
     if args.json:
         with atomic_output(args.json) as tmp:
             tmp.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.json}")
-
-
-PLOTTED_EPISODES = 4
-
-
-def _plot(path: str, task: EvalTask, policy, result: dict) -> None:
-    """The last episodes of the run (those whose final plan the planner still holds)."""
-    import numpy as np
-
-    from dfplanner.plotting import plot_episodes
-
-    count = min(PLOTTED_EPISODES, result["episodes"])
-    plan = getattr(policy, "last_plan", None)
-    plans = plan.observations[-count:, :, :2] if plan is not None and plan.observations is not None else None
-    targets = np.array([episode["target"] for episode in result["per_episode"][-count:]])
-    score = f"normalized {result['normalized_score_mean']:.1f}" if task.d4rl_scores else f"return {result['return_mean']:.1f}"
-    title = f"{task.name} {result['policy']}: {score}, success {result['success_rate']:.0%}"
-    plot_episodes(path, task.maze, result["trajectories"][-count:], targets, plans, title)
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
@@ -142,6 +112,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from dfplanner.datasets import load_dataset
     from dfplanner.envs.layouts import resolve_env_id
     from dfplanner.generate import default_dataset_path, generate
+    from dfplanner.evaluation import training_evaluation
     from dfplanner.training import Trainer, process_group
 
     if args.env is None and args.dataset is None:
@@ -179,7 +150,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         effective = f"batch {batch}" + (f" x {world} processes = {batch * world}" if world > 1 else "")
         say(f"training on {len(dataset)} steps from {source} (env {env_id or 'not a maze2d env'}); "
             f"{sum(p.numel() for p in trainer.model.parameters())} parameters; {effective}; checkpoints in {out}")
-        evaluate = _training_evaluation(env_id, args.eval_episodes, args.device) if args.eval_every else None
+        evaluate = training_evaluation(env_id, args.eval_episodes, args.device) if args.eval_every else None
         try:
             trainer.run(evaluate=evaluate, eval_every=args.eval_every)
         except KeyboardInterrupt:
@@ -194,37 +165,6 @@ def _run_name(source) -> str:
     """The default run folder name for a dataset: minari:ns/name-v0 -> ns-name-v0, a file or folder -> its stem."""
     text = str(source)
     return text.removeprefix("minari:").replace("/", "-") if text.startswith("minari:") else Path(text).stem
-
-
-def _training_evaluation(env_id: str, episodes: int, device: str):
-    """Periodic evaluation for TensorBoard: score, success, plans over the maze and one plan's denoising
-    (the picture of `dfplan plan`)."""
-    import numpy as np
-
-    from dfplanner.envs.layouts import MAZES
-    from dfplanner.evaluation import evaluate
-    from dfplanner.planner import DiffusionForcingPlanner, PlannerSettings
-    from dfplanner.denoising import record_denoising
-    from dfplanner.plotting import denoising_figure, episodes_figure
-
-    maze = MAZES[env_id]
-
-    def run(trained) -> dict:
-        settings = PlannerSettings.from_dict({**trained.metadata.get("planner", {}), "episode_steps": maze.max_episode_steps})
-        planner = DiffusionForcingPlanner(trained, settings, device=device)
-        result = evaluate(env_id, planner, episodes, seed=0, batch_size=episodes, progress=False, keep_trajectories=True)
-        count = min(PLOTTED_EPISODES, episodes)
-        targets = np.array([e["target"] for e in result["per_episode"][-count:]])
-        plans = planner.last_plan.observations[-count:, :, :2]
-        start = np.r_[result["trajectories"][-1, 0], 0.0, 0.0].astype(np.float32)  # the last episode's start, at rest
-        return {
-            "normalized_score": result["normalized_score_mean"],
-            "success_rate": result["success_rate"],
-            "plans": episodes_figure(maze, result["trajectories"][-count:], targets, plans),
-            "denoising": denoising_figure(maze, record_denoising(planner, start, targets[-1])),
-        }
-
-    return run
 
 
 def format_summary(result: dict) -> str:
@@ -302,25 +242,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def planner_flags() -> dict:
+    """The `dfplan eval` / `dfplan plan` flags: one per PlannerSettings field marked as a flag, its
+    help and choices taken from the field (dest -> field)."""
+    import dataclasses
+
+    from dfplanner.settings import PlannerSettings
+
+    return {f.name: f for f in dataclasses.fields(PlannerSettings) if f.metadata.get("flag")}
+
+
 def _add_planner_arguments(command: argparse.ArgumentParser) -> None:
-    """The checkpoint, the device and the planner settings flags that `_planner` reads."""
+    """The checkpoint, the device, a preset and one flag per planner setting."""
+    from dfplanner.settings import preset_names
+
     command.add_argument("--checkpoint", default=None, help="planner checkpoint (default: the shipped one)")
     command.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    planner = command.add_argument_group("planner overrides (default: the checkpoint's tuned settings)")
-    planner.add_argument("--guidance-scale", type=float)
-    planner.add_argument("--mcg-samples", type=int, help="Monte Carlo Guidance samples (1 = plain guidance)")
-    planner.add_argument("--candidates", type=int, help="plans sampled per decision; the cheapest is kept")
-    planner.add_argument("--guidance-gradient", choices=["plan", "model"], help="plan space or through the model")
-    planner.add_argument("--schedule", choices=["pyramid", "full_sequence", "autoregressive", "trapezoid"])
-    planner.add_argument("--uncertainty", type=float, help="pyramid slope (rows per token)")
-    planner.add_argument("--sampling-steps", type=int, help="denoising steps per token")
-    planner.add_argument("--horizon", type=int, help="tokens planned per decision")
-    planner.add_argument("--replan-every", type=int, help="env steps between plans")
-    planner.add_argument("--action-mode", choices=["pd", "diffused"])
-    planner.add_argument("--stabilization-level", type=int)
-    planner.add_argument("--context-tokens", type=int, help="executed tokens folded into the state")
-    planner.add_argument("--rolling", action=argparse.BooleanOptionalAction, default=None,
-                         help="continue the last plan (one denoising row per token) instead of starting from noise")
+    command.add_argument("--preset", choices=preset_names(), default=None,
+                         help="named planner settings (dfplanner/presets), applied over the checkpoint's")
+    planner = command.add_argument_group("planner settings (default: the checkpoint's, see dfplanner/settings.py)")
+    for name, field in planner_flags().items():
+        flag, default = "--" + name.replace("_", "-"), field.default
+        if isinstance(default, bool):
+            planner.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=field.metadata["help"])
+        elif isinstance(default, tuple):
+            planner.add_argument(flag, type=type(default[0]), nargs=len(default), default=None, help=field.metadata["help"])
+        else:
+            kind = int if name == "replan_every" else type(default)
+            planner.add_argument(flag, type=kind, choices=field.metadata["choices"], default=None, help=field.metadata["help"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

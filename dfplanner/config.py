@@ -2,8 +2,10 @@
 
 The per-environment files (`envs/configs/<env>.toml`, installed as `dfplanner.envs/configs`) hold
 the tuned settings, so `dfplan train --env maze2d-large` with no other flags reproduces the shipped
-checkpoint. Normalization statistics never live here: they are computed from the data and stored in
-the checkpoint.
+checkpoint. A file may name a `base` file of the same folder (e.g. the env family's) that it overlays,
+so it holds only what differs. The `[planner]` section holds planner settings that differ from
+dfplanner.settings' defaults; it travels with the checkpoint. Normalization statistics never live
+here: they are computed from the data and stored in the checkpoint.
 """
 
 from __future__ import annotations
@@ -58,6 +60,20 @@ def read_toml(path: Path) -> dict:
         raise DfplannerError(f"{path}: invalid TOML ({error})") from None
 
 
+def read_layer(path: Path) -> dict:
+    """A config file overlaid on its `base` chain (bases are looked up in the packaged configs)."""
+    data = read_toml(path)
+    base = data.pop("base", None)
+    unknown = set(data) - set(DEFAULTS)
+    if unknown:
+        raise DfplannerError(f"{path}: unknown config sections {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    if base is None:
+        return data
+    if not (CONFIG_DIR / f"{base}.toml").exists():
+        raise DfplannerError(f"{path}: base config {base!r} not found in {CONFIG_DIR}")
+    return merge(read_layer(CONFIG_DIR / f"{base}.toml"), data)
+
+
 def load_config(env_id: str | None = None, path: Path | None = None) -> dict:
     """Defaults, then the environment's tuned file (if any), then a user file (if given)."""
     config = copy.deepcopy(DEFAULTS)
@@ -67,9 +83,5 @@ def load_config(env_id: str | None = None, path: Path | None = None) -> dict:
     if path is not None:
         layers.append(Path(path))
     for layer in layers:
-        data = read_toml(layer)
-        unknown = set(data) - set(DEFAULTS)
-        if unknown:
-            raise DfplannerError(f"{layer}: unknown config sections {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-        config = merge(config, data)
+        config = merge(config, read_layer(layer))
     return config

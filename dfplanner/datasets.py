@@ -19,7 +19,7 @@ Choices:
   training windows may span episode ends (config ``data.cross_episodes``): assumed for D4RL hdf5 files,
   checked for Minari ones (ours are continuous; a ``minari.DataCollector`` recording resets between episodes).
 - Frame. Everything is returned in D4RL's frame (qpos = (row, col)), the frame of our env, expert and
-  scores. gymnasium-robotics PointMaze data is converted with ``dfplanner.pointmaze.PointMazeFrame``;
+  scores. gymnasium-robotics PointMaze data is converted with ``dfplanner.envs.pointmaze.PointMazeFrame``;
   ``goals`` come from ``desired_goal``.
 - Minari keeps one more observation than actions per episode: the last one is dropped so that
   observations[t] is the state actions[t] was taken in. Rewards are kept as each source stores them:
@@ -37,7 +37,7 @@ import numpy as np
 
 from dfplanner.envs.layouts import MAZES, resolve_env_id
 from dfplanner.errors import DfplannerError
-from dfplanner.pointmaze import PointMazeFrame, pointmaze_maze
+from dfplanner.envs.pointmaze import PointMazeFrame, pointmaze_maze
 
 ACTION_TOLERANCE = 1e-6  # float32 round-off allowed beyond [-1, 1]
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")

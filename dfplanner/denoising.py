@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from dfplanner.planner import DiffusionForcingPlanner
-from dfplanner.sampling import tokens_to_plan
 
 
 @dataclass
@@ -44,12 +43,11 @@ def record_denoising(planner: DiffusionForcingPlanner, observation: np.ndarray, 
     frames, candidates = stacked.shape[:2]
     start = torch.as_tensor(np.asarray(observation, dtype=np.float32), device=stacked.device)
     with torch.no_grad():
-        states = tokens_to_plan(planner.trained, stacked.flatten(0, 1), start.expand(frames * candidates, -1))["observation"]
+        states = planner.trained.codec.decode(stacked.flatten(0, 1), start.expand(frames * candidates, -1))["observation"]
     dims = list(planner.settings.position_dims)
     positions = states[..., dims].view(frames, candidates, -1, len(dims)).float().cpu().numpy()
-    kept = np.abs(positions[-1] - plan.observations[0][:, dims]).sum(axis=(1, 2)).argmin()
     return Denoising(
-        positions=positions[:, kept],
+        positions=positions[:, plan.kept[0]],
         rows=np.array(rows),
         schedule=plan.levels,
         num_levels=planner.trained.schedule.num_levels,

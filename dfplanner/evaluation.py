@@ -5,7 +5,7 @@ Every episode lasts the full D4RL length (300 / 600 / 800 steps, no termination)
 Scores are D4RL-normalized with the single-task reference numbers, also in the multi-goal setting.
 
 The same loop runs the envs recovered from a Minari PointMaze dataset (``minari:ID``, see
-``dfplanner.pointmaze``): their own episode length and goal (``desired_goal``, drawn at every reset),
+``dfplanner.envs.pointmaze``): their own episode length and goal (``desired_goal``, drawn at every reset),
 an episode ends early if its env terminates, and returns are reported raw (no D4RL normalization).
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -24,8 +25,6 @@ from dfplanner.envs.layouts import MAZES, MazeSpec, resolve_env_id
 from dfplanner.envs.maze2d import Maze2dEnv
 from dfplanner.envs.oracle import WaypointExpert
 from dfplanner.errors import DfplannerError
-
-ACTION_DIM = 2
 
 
 class Policy(Protocol):
@@ -57,18 +56,19 @@ class OraclePolicy:
 
 
 class RandomPolicy:
-    """Uniform actions in [-1, 1]: D4RL's reference minimum. Its draws, unlike the episodes, follow batching."""
+    """Uniform actions in the action space: D4RL's reference minimum. Its draws, unlike the episodes, follow batching."""
 
     name = "random"
 
-    def __init__(self, seed: int = 0):
-        self.rng = np.random.default_rng(seed)
+    def __init__(self, action_space: gym.spaces.Box, seed: int = 0):
+        self.action_space, self.rng = action_space, np.random.default_rng(seed)
 
     def reset(self, observations: np.ndarray, targets: np.ndarray) -> None:
         pass
 
     def act(self, observations: np.ndarray) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, size=(len(observations), ACTION_DIM))
+        space = self.action_space
+        return self.rng.uniform(space.low, space.high, size=(len(observations), *space.shape))
 
 
 MINARI_PREFIX = "minari:"
@@ -86,15 +86,27 @@ class EvalTask:
     multi_goal: bool
     d4rl_scores: bool  # D4RL-normalized scores apply (maze2d's own envs only)
 
+    @cached_property
+    def spaces(self) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+        """The envs' observation and action spaces."""
+        env = self.make_env()
+        env.close()
+        return env.observation_space, env.action_space
+
+    @property
+    def obs_dim(self) -> int:
+        return self.spaces[0].shape[0]
+
 
 def eval_task(env: str, multi_goal: bool = False) -> EvalTask:
     """A maze2d name / id (D4RL's protocol) or ``minari:ID`` (the envs its PointMaze dataset recovers)."""
     if env.startswith(MINARI_PREFIX):
-        from dfplanner.pointmaze import recovered_envs
+        from dfplanner.datasets import open_minari
+        from dfplanner.envs.pointmaze import recovered_envs
 
         if multi_goal:
             raise DfplannerError(f"{env}: --multi-goal is for maze2d; a PointMaze env draws its own goal at every reset")
-        maze, make_env, steps = recovered_envs(env[len(MINARI_PREFIX) :])
+        maze, make_env, steps = recovered_envs(open_minari(env[len(MINARI_PREFIX) :]), env)
         return EvalTask(env, maze, make_env, steps, multi_goal=True, d4rl_scores=False)
     maze = MAZES[resolve_env_id(env)]
     return EvalTask(maze.env_id, maze, lambda: Maze2dEnv(maze.name, multi_goal=multi_goal), maze.max_episode_steps,
@@ -106,11 +118,11 @@ def episode_seed(seed: int, episode: int) -> int:
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
 
 
-def _check_actions(actions: np.ndarray, name: str, step: int, episodes: np.ndarray) -> None:
+def _check_actions(actions: np.ndarray, shape: tuple[int, ...], name: str, step: int, episodes: np.ndarray) -> None:
     """Never let a malformed or NaN/inf action reach the simulator."""
-    if actions.shape != (len(episodes), ACTION_DIM):
+    if actions.shape != (len(episodes), *shape):
         raise DfplannerError(
-            f"policy {name} returned actions of shape {actions.shape} at step {step}, expected {(len(episodes), ACTION_DIM)}"
+            f"policy {name} returned actions of shape {actions.shape} at step {step}, expected {(len(episodes), *shape)}"
         )
     finite = np.isfinite(actions).all(axis=1)
     if not finite.all():
@@ -122,6 +134,47 @@ def _stats(values: np.ndarray) -> tuple[float, float, float]:
     std = float(values.std())
     sem = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
     return float(values.mean()), std, sem
+
+
+class _Tally:
+    """Per-episode outcomes of a run, filled batch by batch."""
+
+    def __init__(self, episodes: int, steps: int, keep_trajectories: bool):
+        self.returns = np.zeros(episodes)
+        self.first_reach = np.full(episodes, steps)
+        self.success = np.zeros(episodes, dtype=bool)
+        self.starts = np.empty((episodes, 2))
+        self.targets = np.empty((episodes, 2))
+        self.xy = np.empty((episodes, steps + 1, 2), dtype=np.float32) if keep_trajectories else None
+
+
+def _run_batch(task: EvalTask, policy: Policy, envs: list[gym.Env], index: np.ndarray, seed: int, tally: _Tally, bar) -> float:
+    """Run the episodes `index` in lockstep, one env each; returns the time spent inside the policy."""
+    resets = [env.reset(seed=episode_seed(seed, i)) for env, i in zip(envs, index)]
+    observations = np.stack([obs for obs, _ in resets])
+    tally.targets[index] = [info["target"] for _, info in resets]
+    tally.starts[index] = observations[:, :2]
+    if tally.xy is not None:
+        tally.xy[index, 0] = observations[:, :2]
+    running = np.ones(len(envs), dtype=bool)  # False once an env has terminated
+    tick = time.perf_counter()
+    policy.reset(observations.copy(), tally.targets[index].copy())
+    policy_time = time.perf_counter() - tick
+    for t in range(task.steps):
+        tick = time.perf_counter()
+        actions = np.asarray(policy.act(observations.copy()), dtype=np.float64)
+        policy_time += time.perf_counter() - tick
+        _check_actions(actions, task.spaces[1].shape, policy.name, t, index)
+        for j in np.flatnonzero(running):
+            observations[j], reward, terminated, _, info = envs[j].step(actions[j])
+            tally.returns[index[j]] += reward
+            running[j] = not terminated
+            if info["success"] and not tally.success[index[j]]:
+                tally.success[index[j]], tally.first_reach[index[j]] = True, t + 1
+        if tally.xy is not None:
+            tally.xy[index, t + 1] = observations[:, :2]
+        bar.update(len(envs))
+    return policy_time
 
 
 def evaluate(
@@ -141,84 +194,80 @@ def evaluate(
     ``decisions_per_second`` counts one decision per env step per episode, timed inside the policy only.
     """
     task = env if isinstance(env, EvalTask) else eval_task(env, multi_goal)
-    if episodes <= 0:
-        raise DfplannerError(f"episodes must be positive, got {episodes}")
-    if batch_size <= 0:
-        raise DfplannerError(f"batch size must be positive, got {batch_size}")
-    if seed < 0:
-        raise DfplannerError(f"seed must be non-negative, got {seed}")
-    steps = task.steps
+    for name, value, low in (("episodes", episodes, 1), ("batch size", batch_size, 1), ("seed", seed, 0)):
+        if value < low:
+            raise DfplannerError(f"{name} must be >= {low}, got {value}")
+    tally = _Tally(episodes, task.steps, keep_trajectories)
     envs = [task.make_env() for _ in range(min(batch_size, episodes))]
-    returns = np.zeros(episodes)
-    first_reach = np.full(episodes, steps)
-    success = np.zeros(episodes, dtype=bool)
-    starts = np.empty((episodes, 2))
-    targets = np.empty((episodes, 2))
-    xy = np.empty((episodes, steps + 1, 2), dtype=np.float32) if keep_trajectories else None
-    policy_time = 0.0
-    wall_start = time.perf_counter()
-    with tqdm(total=episodes * steps, unit="step", desc=f"{task.name} {policy.name}", disable=not progress) as bar:
+    policy_time, wall_start = 0.0, time.perf_counter()
+    with tqdm(total=episodes * task.steps, unit="step", desc=f"{task.name} {policy.name}", disable=not progress) as bar:
         for begin in range(0, episodes, batch_size):
             index = np.arange(begin, min(begin + batch_size, episodes))
-            batch = envs[: len(index)]
-            resets = [env.reset(seed=episode_seed(seed, i)) for env, i in zip(batch, index)]
-            observations = np.stack([obs for obs, _ in resets])
-            targets[index] = [info["target"] for _, info in resets]
-            running = np.ones(len(batch), dtype=bool)  # False once an env has terminated
-            starts[index] = observations[:, :2]
-            if xy is not None:
-                xy[index, 0] = observations[:, :2]
-            tick = time.perf_counter()
-            policy.reset(observations.copy(), targets[index].copy())
-            policy_time += time.perf_counter() - tick
-            for t in range(steps):
-                tick = time.perf_counter()
-                actions = np.asarray(policy.act(observations.copy()), dtype=np.float64)
-                policy_time += time.perf_counter() - tick
-                _check_actions(actions, policy.name, t, index)
-                for j in np.flatnonzero(running):
-                    observations[j], reward, terminated, _, info = batch[j].step(actions[j])
-                    returns[index[j]] += reward
-                    running[j] = not terminated
-                    if info["success"] and not success[index[j]]:
-                        success[index[j]], first_reach[index[j]] = True, t + 1
-                if xy is not None:
-                    xy[index, t + 1] = observations[:, :2]
-                bar.update(len(batch))
-    wall_time = time.perf_counter() - wall_start
-    scores = np.array([task.maze.get_normalized_score(r) for r in returns]) if task.d4rl_scores else None
-    return_mean, return_std, _ = _stats(returns)
+            policy_time += _run_batch(task, policy, envs[: len(index)], index, seed, tally, bar)
+    result = _summary(task, policy, tally, seed, batch_size, policy_time, time.perf_counter() - wall_start)
+    if tally.xy is not None:
+        result["trajectories"] = tally.xy
+    return result
+
+
+def _summary(task: EvalTask, policy: Policy, tally: _Tally, seed: int, batch_size: int, policy_time: float, wall_time: float) -> dict[str, Any]:
+    episodes = len(tally.returns)
+    scores = np.array([task.maze.get_normalized_score(r) for r in tally.returns]) if task.d4rl_scores else None
+    return_mean, return_std, _ = _stats(tally.returns)
     score_mean, score_std, score_sem = (None, None, None) if scores is None else _stats(scores)
-    result: dict[str, Any] = {
+    return {
         "env": task.name,
         "policy": policy.name,
         "episodes": episodes,
         "seed": seed,
         "multi_goal": task.multi_goal,
         "batch_size": batch_size,
-        "max_episode_steps": steps,
+        "max_episode_steps": task.steps,
         "return_mean": return_mean,
         "return_std": return_std,
         "normalized_score_mean": score_mean,
         "normalized_score_std": score_std,
         "normalized_score_sem": score_sem,
-        "success_rate": float(success.mean()),
-        "first_reach_mean": float(first_reach.mean()),
-        "decisions_per_second": episodes * steps / max(policy_time, np.finfo(float).tiny),
+        "success_rate": float(tally.success.mean()),
+        "first_reach_mean": float(tally.first_reach.mean()),
+        "decisions_per_second": episodes * task.steps / max(policy_time, np.finfo(float).tiny),
         "policy_time_s": policy_time,
         "wall_time_s": wall_time,
         "per_episode": [
             {
-                "return": float(returns[i]),
+                "return": float(tally.returns[i]),
                 "normalized_score": None if scores is None else float(scores[i]),
-                "success": bool(success[i]),
-                "first_reach": int(first_reach[i]),
-                "start": starts[i].tolist(),
-                "target": targets[i].tolist(),
+                "success": bool(tally.success[i]),
+                "first_reach": int(tally.first_reach[i]),
+                "start": tally.starts[i].tolist(),
+                "target": tally.targets[i].tolist(),
             }
             for i in range(episodes)
         ],
     }
-    if xy is not None:
-        result["trajectories"] = xy
-    return result
+
+
+def training_evaluation(env_id: str, episodes: int, device: str) -> Callable:
+    """Periodic evaluation during training, for TensorBoard: score, success, plans over the maze and
+    one plan's denoising (the picture of `dfplan plan`)."""
+    from dfplanner.denoising import record_denoising
+    from dfplanner.plotting import PLOTTED_EPISODES, denoising_figure, episodes_figure
+    from dfplanner.pretrained import load_planner
+
+    task = eval_task(env_id)
+
+    def run(trained) -> dict:
+        planner = load_planner(trained, env_id, task.obs_dim, device=device, episode_steps=task.steps)
+        result = evaluate(task, planner, episodes, seed=0, batch_size=episodes, progress=False, keep_trajectories=True)
+        count = min(PLOTTED_EPISODES, episodes)
+        targets = np.array([e["target"] for e in result["per_episode"][-count:]])
+        plans = planner.last_plan.observations[-count:, :, list(planner.settings.position_dims)]
+        start = np.r_[result["trajectories"][-1, 0], 0.0, 0.0].astype(np.float32)  # the last episode's start, at rest
+        return {
+            "normalized_score": result["normalized_score_mean"],
+            "success_rate": result["success_rate"],
+            "plans": episodes_figure(task.maze, result["trajectories"][-count:], targets, plans),
+            "denoising": denoising_figure(task.maze, record_denoising(planner, start, targets[-1])),
+        }
+
+    return run

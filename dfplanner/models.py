@@ -25,7 +25,10 @@ LEVEL_EMBEDDING_MAX_PERIOD = 10_000.0
 
 
 class LevelEmbedding(nn.Module):
-    """Noise level k in {0..K} -> vector: sinusoidal features of k/K followed by a small MLP."""
+    """Noise level k in {0..K} -> vector: sinusoidal features of k/K followed by a small MLP.
+
+    Outside training, the K+1 embeddings are computed once per version of the weights and looked up,
+    so a sampling row costs an index and no host sync."""
 
     def __init__(self, dim: int, num_levels: int):
         super().__init__()
@@ -34,13 +37,21 @@ class LevelEmbedding(nn.Module):
         freqs = torch.exp(-math.log(LEVEL_EMBEDDING_MAX_PERIOD) * torch.arange(half) / half)
         self.register_buffer("freqs", freqs, persistent=False)
         self.mlp = nn.Sequential(nn.Linear(2 * half, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self._table: tuple[tuple, torch.Tensor] | None = None  # (weights' versions and device, embeddings)
+
+    def _embed(self, levels: torch.Tensor) -> torch.Tensor:
+        # Scale to [0, 1000] whatever K is, so the frequencies cover the range the same way.
+        angle = (levels.float() * (1000.0 / self.num_levels)).unsqueeze(-1) * self.freqs
+        return self.mlp(torch.cat([angle.sin(), angle.cos()], dim=-1))
 
     def forward(self, levels: torch.Tensor) -> torch.Tensor:
-        # Embed each distinct level once: a sampling row holds a handful of levels for many tokens.
-        distinct, index = torch.unique(levels, return_inverse=True)
-        # Scale to [0, 1000] whatever K is, so the frequencies cover the range the same way.
-        angle = (distinct.float() * (1000.0 / self.num_levels)).unsqueeze(-1) * self.freqs
-        return self.mlp(torch.cat([angle.sin(), angle.cos()], dim=-1))[index]
+        if self.training:
+            return self._embed(levels)
+        key = (self.freqs.device, *(p._version for p in self.mlp.parameters()), *(id(p) for p in self.mlp.parameters()))
+        if self._table is None or self._table[0] != key:
+            with torch.no_grad():
+                self._table = (key, self._embed(torch.arange(self.num_levels + 1, device=self.freqs.device)))
+        return self._table[1][levels]
 
 
 def repeat_state(state: State, n: int) -> State:
@@ -59,7 +70,7 @@ class RecurrentDenoiser(nn.Module):
 
     def __init__(self, token_dim: int, obs_dim: int, num_levels: int, hidden: int = 256, layers: int = 1):
         super().__init__()
-        self.hidden, self.layers = hidden, layers
+        self.token_dim, self.hidden, self.layers = token_dim, hidden, layers
         self.level_embedding = LevelEmbedding(hidden, num_levels)
         self.token_in = nn.Linear(token_dim, hidden)
         self.input_mlp = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
@@ -106,7 +117,7 @@ class TransformerDenoiser(nn.Module):
         max_tokens: int = 128,
     ):
         super().__init__()
-        self.max_tokens = max_tokens
+        self.token_dim, self.max_tokens = token_dim, max_tokens
         self.level_embedding = LevelEmbedding(hidden, num_levels)
         self.token_in = nn.Linear(token_dim, hidden)
         self.observation_in = nn.Linear(obs_dim, hidden)

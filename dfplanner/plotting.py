@@ -148,3 +148,19 @@ def write_denoising(path: str | Path, maze: MazeSpec, denoising: Denoising, fps:
     images += [images[-1]] * round(HOLD_LAST_SECONDS * fps)
     with atomic_output(path) as temp:
         images[0].save(temp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+
+
+PLOTTED_EPISODES = 4
+
+
+def plot_run(path: str | Path, task, policy, result: dict) -> None:
+    """The last episodes of an evaluation (those whose final plan the planner still holds)."""
+    count = min(PLOTTED_EPISODES, result["episodes"])
+    plan = getattr(policy, "last_plan", None)
+    plans = None
+    if plan is not None and plan.observations is not None:
+        plans = plan.observations[-count:, :, list(policy.settings.position_dims)]
+    targets = np.array([episode["target"] for episode in result["per_episode"][-count:]])
+    score = f"normalized {result['normalized_score_mean']:.1f}" if task.d4rl_scores else f"return {result['return_mean']:.1f}"
+    title = f"{task.name} {result['policy']}: {score}, success {result['success_rate']:.0%}"
+    plot_episodes(path, task.maze, result["trajectories"][-count:], targets, plans, title)

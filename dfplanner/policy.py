@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfplanner.checkpoint import checkpoint_paths
+from dfplanner.checkpoint import checkpoint_paths, load_trained_model
 from dfplanner.envs.layouts import MAZES, resolve_env_id
 from dfplanner.errors import DfplannerError
 from dfplanner.planner import DiffusionForcingPlanner, Plan
@@ -67,8 +67,13 @@ class PlannerPolicy:
         plan = self.planner.last_plan
         if plan is None or plan.observations is None:
             return None
-        offset = self._steps - 1 - plan.start_step
-        positions = plan.observations[:, offset:, list(self.planner.settings.position_dims)]
+        dims = list(self.planner.settings.position_dims)
+        offsets = np.maximum(self.planner.history.episode_step - 1 - plan.start_step, 0)
+        width = plan.observations.shape[1] - int(offsets.min())
+        positions = np.full((len(offsets), width, len(dims)), np.nan, np.float32)
+        for env, offset in enumerate(offsets):
+            ahead = plan.observations[env, offset:][:, dims]
+            positions[env, : len(ahead)] = ahead
         return positions[0] if self._single else positions
 
 
@@ -83,10 +88,10 @@ def load_policy(name_or_path: str | Path, device: str = "auto", seed: int = 0, *
     else:
         names = ", ".join(spec.name for spec in MAZES.values())
         raise DfplannerError(f"{name_or_path!r} is neither a maze ({names}) nor a checkpoint path")
-    planner = load_planner(checkpoint, device=device, seed=seed, **overrides)
-    maze = MAZES.get(planner.trained.metadata.get("env_id"))
+    trained = load_trained_model(checkpoint)
+    maze = MAZES.get(trained.metadata.get("env_id"))
     if maze is None:
-        return PlannerPolicy(planner)
-    if planner.settings.episode_steps is None:  # plans never run past the time limit gymnasium.make applies
-        planner.settings.episode_steps = maze.max_episode_steps
+        return PlannerPolicy(load_planner(trained, device=device, seed=seed, **overrides))
+    # plans never run past the time limit gymnasium.make applies
+    planner = load_planner(trained, device=device, seed=seed, **{"episode_steps": maze.max_episode_steps, **overrides})
     return PlannerPolicy(planner, default_goal=maze.goal)

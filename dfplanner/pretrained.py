@@ -1,8 +1,8 @@
 """Planners ready to act: from a shipped checkpoint (by environment name) or a checkpoint path.
 
 Shipped checkpoints live in `results/checkpoints/<env-id>.{json,safetensors}` (installed as the
-package `dfplanner.checkpoints`). A checkpoint carries the planner settings it was tuned with; keyword
-overrides change them for one run.
+package `dfplanner.checkpoints`). Settings come in layers (dfplanner.settings): defaults, the env's
+facts, the checkpoint's own `[planner]` section, a preset, explicit overrides.
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from dfplanner.checkpoint import load_trained_model
-from dfplanner.envs.maze2d import OBS_DIM
+from dfplanner.checkpoint import TrainedModel, load_trained_model
 from dfplanner.errors import DfplannerError
-from dfplanner.planner import DiffusionForcingPlanner, PlannerSettings
+from dfplanner.planner import DiffusionForcingPlanner
+from dfplanner.settings import settings_for
 
 SHIPPED_DIR = Path(str(resources.files("dfplanner.checkpoints")))
 
 
 def shipped_checkpoint(env_id: str) -> Path:
-    """The checkpoint shipped for a maze id such as maze2d-large-v1."""
+    """The checkpoint shipped for an env id such as maze2d-large-v1."""
     path = SHIPPED_DIR / f"{env_id}.json"
     if not path.exists():
         available = sorted(p.stem for p in SHIPPED_DIR.glob("*.json"))
@@ -28,25 +28,22 @@ def shipped_checkpoint(env_id: str) -> Path:
 
 
 def load_planner(
-    checkpoint: str | Path,
+    checkpoint: str | Path | TrainedModel,
     env_id: str | None = None,
+    obs_dim: int | None = None,
     device: str = "auto",
     seed: int = 0,
-    episode_steps: int | None = None,
+    preset: str | None = None,
     **overrides,
 ) -> DiffusionForcingPlanner:
-    """A planner from a checkpoint path; checks it was trained for `env_id` when one is given."""
-    trained = load_trained_model(Path(checkpoint), device="cpu")
+    """A planner from a checkpoint (path or loaded); checks it was trained for `env_id` and its
+    observations of size `obs_dim` when they are given."""
+    trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_trained_model(Path(checkpoint), device="cpu")
+    where = "the model" if isinstance(checkpoint, TrainedModel) else str(checkpoint)
     trained_for = trained.metadata.get("env_id")
     if env_id is not None and trained_for is not None and trained_for != env_id:
-        raise DfplannerError(f"{checkpoint}: checkpoint was trained for {trained_for}, not {env_id}")
-    if env_id is not None and trained.layout.obs_dim != OBS_DIM:
-        raise DfplannerError(
-            f"{checkpoint}: checkpoint expects observations of size {trained.layout.obs_dim}, {env_id} gives {OBS_DIM}"
-        )
-    settings = dict(trained.metadata.get("planner", {}))
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    if episode_steps is not None:
-        settings["episode_steps"] = episode_steps
-    planner = DiffusionForcingPlanner(trained, PlannerSettings.from_dict(settings), device=device, seed=seed)
-    return planner
+        raise DfplannerError(f"{where}: checkpoint was trained for {trained_for}, not {env_id}")
+    if obs_dim is not None and trained.layout.obs_dim != obs_dim:
+        raise DfplannerError(f"{where}: checkpoint expects observations of size {trained.layout.obs_dim}, {env_id} gives {obs_dim}")
+    settings = settings_for(trained.metadata, preset, **overrides)
+    return DiffusionForcingPlanner(trained, settings, device=device, seed=seed)

@@ -142,3 +142,37 @@ class Normalizer:
     @classmethod
     def from_dict(cls, data: dict) -> "Normalizer":
         return cls(**{k: np.asarray(data[k], dtype=np.float32) for k in ("step_mean", "step_std", "obs_mean", "obs_std")})
+
+
+@dataclass(frozen=True)
+class TokenCodec:
+    """Normalized tokens <-> a plan in env units, both ways: the planner reads plans from tokens, and
+    plan-space guidance writes a displacement of the plan back into token space."""
+
+    layout: TokenLayout
+    normalizer: Normalizer
+
+    def decode(self, tokens: torch.Tensor, start_observation: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, T, D) normalized tokens -> channels in env units, (B, T*F, dim) each (reward: (B, T*F));
+        `start_observation` (B, obs_dim) is where the plan begins."""
+        steps = self.normalizer.unnormalize_steps(self.layout.to_steps(tokens))
+        return self.layout.channels_from_steps(steps, start_observation)
+
+    def encode_steps(self, steps: torch.Tensor) -> torch.Tensor:
+        """(B, T*F, step_dim) env-step rows in env units -> (B, T, D) normalized tokens."""
+        return self.layout.to_tokens(self.normalizer.normalize_steps(steps))
+
+    def displacement_to_tokens(self, moves: dict[str, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+        """A displacement of the decoded plan (channel -> tensor shaped like `decode`'s) as token units.
+
+        With observation deltas, moving planned state t by m_t moves delta t by m_t - m_{t-1}."""
+        layout = self.layout
+        steps = torch.zeros(like.shape[0], like.shape[1] * layout.frame_stack, layout.step_dim, device=like.device, dtype=like.dtype)
+        for channel, move in moves.items():
+            if channel == "reward":
+                move = move.unsqueeze(-1)
+            if channel == "observation" and layout.observation_deltas:
+                move = move - torch.nn.functional.pad(move, (0, 0, 1, 0))[:, :-1]
+            steps[..., layout.channel_slice(channel)] = move
+        std = torch.as_tensor(self.normalizer.step_std, device=like.device, dtype=like.dtype)
+        return layout.to_tokens(steps / std)

@@ -40,7 +40,7 @@ from dfplanner.datasets import OfflineDataset
 from dfplanner.errors import DfplannerError
 from dfplanner.noise import NoiseSchedule
 from dfplanner.objective import EMA, diffusion_forcing_loss
-from dfplanner.planner import resolve_device
+from dfplanner.device import resolve_device
 from dfplanner.tokens import Normalizer, TokenLayout
 from dfplanner.windows import WindowSampler
 
@@ -102,6 +102,15 @@ class _Loss(nn.Module):
         return diffusion_forcing_loss(self.model, self.schedule, batch, self.weighting, generator)
 
 
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only; biases and norm weights are exempt (as in nanoGPT)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
 class Trainer:
     def __init__(self, dataset: OfflineDataset, config: dict, out_dir: Path, env_id: str | None = None, device: str = "auto"):
         self.config, self.out_dir, self.env_id = config, Path(out_dir), env_id
@@ -136,7 +145,7 @@ class Trainer:
         if self.world_size > 1:  # broadcasts rank 0's initial weights, then averages gradients
             self.loss = DistributedDataParallel(self.loss, device_ids=[self.device] if self.device.type == "cuda" else None)
         self.ema = EMA(self.model, settings["ema_decay"])
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, settings["weight_decay"]), lr=settings["lr"])
         self._seed_streams(step=0)
         self.step = 0
         self.saved_step: int | None = None  # the step of the last complete checkpoint in out_dir

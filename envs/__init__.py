@@ -2,7 +2,9 @@
 
 import gymnasium
 
-from dfplanner.envs.layouts import MAZES, MazeSpec, cell_to_pos, get_normalized_score, maze_spec, pos_to_cell, resolve_env_id
+from dfplanner.envs.layouts import (
+    MAZES, POSITION_DIMS, VELOCITY_DIMS, MazeSpec, cell_to_pos, get_normalized_score, maze_spec, pos_to_cell, resolve_env_id,
+)
 
 for _spec in MAZES.values():
     if _spec.env_id not in gymnasium.registry:
@@ -13,4 +15,14 @@ for _spec in MAZES.values():
             kwargs={"maze": _spec.name},
         )
 
-__all__ = ["MAZES", "MazeSpec", "cell_to_pos", "get_normalized_score", "maze_spec", "pos_to_cell", "resolve_env_id"]
+
+
+def planner_facts(env_id: str | None) -> dict:
+    """What a planner must know of an env family's observations (which dimensions hold the position
+    and the velocity), by env id; {} for an env no adapter here knows."""
+    if env_id in MAZES:
+        return {"position_dims": POSITION_DIMS, "velocity_dims": VELOCITY_DIMS}
+    return {}
+
+
+__all__ = ["planner_facts", "MAZES", "MazeSpec", "cell_to_pos", "get_normalized_score", "maze_spec", "pos_to_cell", "resolve_env_id"]

@@ -16,6 +16,8 @@ import numpy as np
 from dfplanner.errors import DfplannerError
 
 WALL, FREE, GOAL = "#", "O", "G"
+# Where the observation [x, y, vx, vy] holds the position and the velocity.
+POSITION_DIMS, VELOCITY_DIMS = (0, 1), (2, 3)
 PARTICLE_OFFSET = 0.2  # particle body at (1.2, 1.2) versus wall boxes at (r + 1, c + 1)
 HALF_CELL = 0.5
 

@@ -7,6 +7,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # the synthetic point task helpers
 
+# Fixtures that train a model first: their tests are `slow` (`pytest -m "not slow"` skips them).
+TRAINING_FIXTURES = {"point_model", "tiny_run", "reference"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(autouse=True)
 def isolated_data_dirs(tmp_path, monkeypatch):

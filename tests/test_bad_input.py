@@ -207,6 +207,7 @@ def test_crafted_pickle_runs_no_code(case, crafted_pickle, tmp_path, capsys):
     assert not marker.exists()
 
 
+@pytest.mark.slow  # a subprocess
 def test_crafted_pickle_checkpoint_in_a_real_process(crafted_pickle, tmp_path):
     payload, marker = crafted_pickle
     path = tmp_path / "model.pt"

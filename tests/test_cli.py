@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from conftest import run_cli
 from dfplanner.cli import main
 
@@ -14,6 +16,7 @@ def test_eval_writes_json_and_prints_a_table(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["oracle.json"]
 
 
+@pytest.mark.slow  # a subprocess
 def test_user_error_in_a_subprocess_has_no_traceback(tmp_path):
     bad = tmp_path / "x.json"
     bad.mkdir()
@@ -22,6 +25,7 @@ def test_user_error_in_a_subprocess_has_no_traceback(tmp_path):
     assert proc.stderr.startswith("dfplan: error: cannot write") and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # a subprocess
 def test_data_generate_subprocess(tmp_path):
     out = tmp_path / "u.hdf5"
     proc = run_cli("data", "generate", "--env", "maze2d-umaze", "--steps", "300", "--out", str(out))

@@ -28,6 +28,7 @@ def distributed_metadata(folder):
     return description["training_steps"], description["distributed"]
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(sys.platform == "win32", reason="torchrun's standalone rendezvous")
 def test_two_processes_train_identical_replicas_and_resume(tmp_path):
     generate("maze2d-umaze", steps=2000, out=tmp_path / "u.hdf5", progress=False)

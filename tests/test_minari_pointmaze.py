@@ -10,7 +10,7 @@ import dfplanner
 from dfplanner.checkpoint import load_trained_model
 from dfplanner.cli import main
 from dfplanner.envs.layouts import MAZES
-from dfplanner.pointmaze import PointMazeFrame, PointMazeInD4rlFrame
+from dfplanner.envs.pointmaze import PointMazeFrame, PointMazeInD4rlFrame
 from tiny_config import tiny_config
 
 DATASET = "pointmaze/test-v0"

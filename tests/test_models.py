@@ -64,3 +64,16 @@ def test_level_embedding_of_a_batch_equals_each_level_alone():
     for index in torch.cartesian_prod(torch.arange(2), torch.arange(4)):
         alone = embedding(levels[index[0], index[1]].view(1))[0]
         torch.testing.assert_close(together[index[0], index[1]], alone)
+
+
+def test_level_embedding_table_follows_the_weights():
+    """Outside training the embedding is a looked-up table; it must equal the direct computation and
+    be rebuilt when the weights change (an optimizer or EMA step, a loaded checkpoint)."""
+    embedding = LevelEmbedding(16, num_levels=100)
+    levels = torch.tensor([[0, 50, 100], [7, 7, 99]])
+    direct = embedding(levels)  # training mode: computed
+    embedding.eval()
+    torch.testing.assert_close(embedding(levels), direct)
+    with torch.no_grad():
+        embedding.mlp[-1].bias.add_(1.0)
+    torch.testing.assert_close(embedding(levels), direct + 1.0)

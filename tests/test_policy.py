@@ -13,7 +13,7 @@ from dfplanner.envs.layouts import MAZES
 from dfplanner.errors import DfplannerError
 
 README = Path(__file__).parents[1] / "README.md"
-FAST = {"candidates": 2, "device": "cpu"}  # the shipped settings use 8 candidates; 2 keep the tests quick
+FAST = {"device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,8 @@ def test_readme_example_runs(monkeypatch):
     exec(compile(shortened, str(README), "exec"), namespace)
     policy = namespace["policy"]
     assert policy.planned_positions.shape[0] == 4 and policy.planned_positions.shape[2] == 2
-    # episodes of 12 steps: the autoreset at step 12 made the batch replan at step 13, then every 10 steps
-    assert policy.plan.start_step == 23
+    # episodes of 12 steps: each environment's new episode (reset after call 13) planned at its steps 0 and 10
+    assert (policy.plan.start_step == 10).all()
 
 
 def test_single_observation_and_vector_env_batch(umaze_policy):
@@ -53,7 +53,7 @@ def test_single_observation_and_vector_env_batch(umaze_policy):
         assert actions.shape == (3, 2) and np.all(np.abs(actions) <= 1)
         obs, *_ = envs.step(actions)
         assert umaze_policy.planned_positions.shape == (3, 200 - step % 10, 2)
-    assert umaze_policy.plan.start_step == 10
+    assert (umaze_policy.plan.start_step == 10).all()
 
 
 def test_the_goal_of_each_episode_steers_the_plan(umaze_policy):
@@ -71,19 +71,32 @@ def test_the_goal_of_each_episode_steers_the_plan(umaze_policy):
     assert distances[0, 0] < distances[1, 0] and distances[1, 1] < distances[0, 1]
 
 
+def autoreset_run(policy, reset_second: bool) -> np.ndarray:
+    """Actions of two environments over 20 steps; optionally the second one restarts after step 13."""
+    policy.planner.generator.manual_seed(0)
+    obs = np.array([[3.0, 1.0, 0, 0], [1.0, 3.0, 0, 0]], np.float32)
+    policy.reset(obs, goal=[[1.0, 1.0], [3.0, 3.0]])
+    actions = []
+    for step in range(20):
+        if step == 13 and reset_second:
+            policy.reset(obs, goal=[[3.0, 3.0], [2.0, 3.0]], mask=np.array([False, True]))
+        actions.append(policy(obs))
+        obs = obs + np.c_[0.01 * actions[-1], np.zeros((2, 2))].astype(np.float32)
+    return np.array(actions)
+
+
 def test_autoreset_restarts_only_the_masked_environments(umaze_policy):
     planner = umaze_policy.planner
-    obs = np.array([[3.0, 1.0, 0, 0], [1.0, 3.0, 0, 0]], np.float32)
-    umaze_policy.reset(obs, goal=[[1.0, 1.0], [3.0, 3.0]])
-    for _ in range(13):
-        umaze_policy(obs)
-    umaze_policy.reset(obs, goal=[[3.0, 3.0], [2.0, 3.0]], mask=np.array([False, True]))
+    plain = autoreset_run(umaze_policy, reset_second=False)
+    restarted = autoreset_run(umaze_policy, reset_second=True)
     assert planner.goal.tolist() == [[1.0, 1.0], [2.0, 3.0]]
-    assert planner._episode_step.tolist() == [13, 0]
-    umaze_policy(obs)
-    assert umaze_policy.plan.start_step == 13  # the whole batch replans at once, mid-token
+    assert planner.history.episode_step.tolist() == [20, 7]
+    assert planner.last_plan.start_step.tolist() == [10, 0]  # the restarted env planned at once, the other did not
+    # the other environment goes on exactly as without the reset until its own next plan (step 20)
+    np.testing.assert_array_equal(restarted[:, 0], plain[:, 0])
+    assert not np.allclose(restarted[13:, 1], plain[13:, 1])
     with pytest.raises(DfplannerError, match=r"reset mask has shape \(3,\)"):
-        umaze_policy.reset(obs, mask=np.ones(3, bool))
+        umaze_policy.reset(np.zeros((2, 4), np.float32), mask=np.ones(3, bool))
 
 
 def test_without_reset_the_first_call_aims_for_the_maze_target():

@@ -19,7 +19,8 @@ from dfplanner.cli import main
 from dfplanner.envs.maze2d import Maze2dEnv
 from dfplanner.errors import DfplannerError
 from dfplanner.evaluation import evaluate
-from dfplanner.planner import DiffusionForcingPlanner, PlannerSettings
+from dfplanner.planner import DiffusionForcingPlanner
+from dfplanner.settings import PlannerSettings
 
 TINY = """
 [tokens]
@@ -207,7 +208,8 @@ def test_the_planner_never_sends_nan_or_inf_to_the_environment(point_model, brok
             trained.model.head[-1].bias[0] = float("inf")
     else:
         cost = NanAfter(calls=20)
-    settings = PlannerSettings.from_dict({"horizon": 4, "steps": 3, "replan_every": 4, "guidance_scale": 1.0})
+    settings = PlannerSettings.from_dict({"horizon": 4, "sampling_steps": 3, "replan_every": 4, "guidance_scale": 1.0,
+                                         "position_dims": (0, 1), "velocity_dims": (2, 3)})
     planner = DiffusionForcingPlanner(trained, settings, cost=cost, device="cpu")
     sent = []
     real_step = Maze2dEnv.step

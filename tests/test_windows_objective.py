@@ -88,3 +88,45 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
         load_trained_model(tmp_path / "m")
     with pytest.raises(DfplannerError, match="not found"):
         load_trained_model(tmp_path / "missing")
+
+
+def test_training_draws_independent_uniform_levels_per_token():
+    """Diffusion Forcing's objective: every token of every window its own level, uniform over {0..K}."""
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.levels = []
+            self.weight = torch.nn.Parameter(torch.zeros(()))
+
+        def initial_state(self, observations):
+            return observations
+
+        def forward(self, tokens, levels, state):
+            self.levels.append(levels)
+            return tokens * self.weight
+
+    layout = TokenLayout(obs_dim=2, act_dim=1, frame_stack=2)
+    obs, act, rew, ends = counting_data(n=400, ends=(400,))
+    batch = WindowSampler(obs, act, rew, ends, layout, tokens=4).batch(np.arange(0, 300, 2))
+    model, schedule = Recorder(), NoiseSchedule(9)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(40):
+        diffusion_forcing_loss(model, schedule, batch, generator=generator)
+    levels = torch.cat(model.levels).float()  # (draws, tokens)
+    counts = torch.bincount(levels.flatten().long(), minlength=10).float()
+    expected = levels.numel() / 10
+    assert ((counts - expected) ** 2 / expected).sum() < 30  # chi-square, 9 dof: p ~ 0.0005
+    correlation = torch.corrcoef(levels.T)
+    off_diagonal = correlation[~torch.eye(len(correlation), dtype=torch.bool)]
+    assert off_diagonal.abs().max() < 0.05  # tokens of a window do not share their level
+    assert (levels.std(dim=1) > 0).float().mean() > 0.95
+
+
+def test_weight_decay_spares_biases_and_norms():
+    from dfplanner.training import parameter_groups
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    decayed, spared = parameter_groups(model, 0.1)
+    assert decayed["weight_decay"] == 0.1 and [p.shape for p in decayed["params"]] == [torch.Size([4, 3])]
+    assert spared["weight_decay"] == 0.0 and len(spared["params"]) == 3

@@ -82,21 +82,17 @@ class PointMazeInD4rlFrame(gym.Wrapper):
         return obs, float(reward), terminated, truncated, info
 
 
-def recovered_envs(dataset_id: str) -> tuple[MazeSpec, Callable[[], gym.Env], int]:
-    """The maze, a factory of evaluation envs and the episode length of a local Minari PointMaze dataset.
+def recovered_envs(dataset, where: str) -> tuple[MazeSpec, Callable[[], gym.Env], int]:
+    """The maze, a factory of evaluation envs and the episode length of an opened Minari PointMaze dataset.
 
     The envs are Minari's ``recover_environment(eval_env=True)`` (the dataset's own env when it names
     no evaluation env), wrapped into D4RL's frame."""
-    from dfplanner.datasets import open_minari
-
-    where = f"minari:{dataset_id}"
     try:
         with warnings.catch_warnings():  # it warns about its Adroit envs on import
             warnings.simplefilter("ignore")
             import gymnasium_robotics  # noqa: F401  (the recovered env's entry point)
     except ImportError:
         raise DfplannerError(f"{where}: evaluation needs the optional gymnasium-robotics: pip install 'dfplanner[robotics]'") from None
-    dataset = open_minari(dataset_id)
 
     def recover() -> gym.Env:
         with warnings.catch_warnings():  # minari warns about requirements and a missing evaluation env

@@ -1,0 +1,140 @@
+"""Planner settings: the one home of every planning choice, its default, its range and its help text.
+
+Where a value comes from, lowest to highest: the defaults below, the env family's facts
+(`dfplanner.envs.planner_facts`: which observation dimensions are positions and velocities), the
+`[planner]` section a checkpoint carries (its training config's), a preset (`presets/NAME.toml`, e.g.
+"paper"), then explicit overrides (`dfplan eval` flags, `load_planner(..., **overrides)`).
+
+The defaults are the best measured settings (maze2d-large, results/sampling_grid.md and
+results/ablations.md), so `DiffusionForcingPlanner(trained)` plans as the shipped planner does. The
+`dfplan eval` / `dfplan plan` flags are generated from the fields' metadata. Settings are frozen:
+change them with `dataclasses.replace` (which validates again), never on a built planner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from dfplanner.costs import COST_NAMES
+from dfplanner.errors import DfplannerError
+from dfplanner.scheduling import SCHEDULES
+
+ACTION_MODES = ("pd", "diffused")
+# The strategies of dfplanner.guidance (named here so that building the CLI does not import torch).
+GUIDANCE_NAMES = ("plan", "model", "paper")
+# PD gains of the Diffusion Forcing authors' maze2d release: a = kp (p_plan - p) + kd (v_plan - v).
+PD_GAINS = (12.5, 1.2)
+# Settings keys of earlier dfplanner versions, still read from old checkpoints.
+RENAMED = {"steps": "sampling_steps", "guidance_gradient": "guidance"}
+PRESET_DIR = Path(str(resources.files("dfplanner") / "presets"))
+
+
+def _setting(default, help: str, choices: tuple | None = None, flag: bool = True):
+    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag})
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    horizon: int = _setting(20, "tokens planned per decision (frame_stack env steps each)")
+    sampling_steps: int = _setting(2, "denoising steps each token takes (rows of a full-sequence schedule)")
+    schedule: str | np.ndarray = _setting("pyramid", "scheduling matrix: a name, or a custom (rows, horizon) matrix in the API", SCHEDULES)
+    uncertainty: float = _setting(0.05, "pyramid / trapezoid slope, in rows per token (0: full sequence)")
+    replan_every: int | None = _setting(None, "env steps between plans, a multiple of the model's frame_stack (default: every token)")
+    rolling: bool = _setting(False, "continue the last plan on the schedule's ladder instead of starting from noise")
+    context_tokens: int = _setting(1, "executed tokens folded into the model state before each plan (0: the current observation only)")
+    episode_steps: int | None = _setting(None, "episode length, if known: plans never run past its end", flag=False)
+    action_mode: str = _setting("pd", "actions from PD tracking of the planned states, or the diffused actions", ACTION_MODES)
+    pd_gains: tuple[float, float] = _setting(PD_GAINS, "PD gains kp kd on planned positions and velocities")
+    position_dims: tuple[int, ...] = _setting((), "observation dimensions holding the position (goal cost, PD)", flag=False)
+    velocity_dims: tuple[int, ...] = _setting((), "observation dimensions holding the velocity (PD)", flag=False)
+    cost: str = _setting("goal", "what guidance minimizes", COST_NAMES)
+    guidance: str = _setting("plan", "how the cost's gradient steers sampling (dfplanner.guidance)", GUIDANCE_NAMES)
+    guidance_scale: float = _setting(15.0, "guidance strength (0: unguided)")
+    mcg_samples: int = _setting(1, "Monte Carlo Guidance: futures the gradient is averaged over (1: off)")
+    candidates: int = _setting(1, "plans sampled per decision; the cheapest is kept")
+    stabilization_level: int = _setting(10, "noise level at which generated tokens are fed back (stabilization)")
+    eta: float = _setting(0.0, "DDIM eta: 0 deterministic, 1 the DDPM posterior")
+
+    def __post_init__(self) -> None:
+        for name in ("pd_gains", "position_dims", "velocity_dims"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self._check_choices()
+        self._check_numbers()
+
+    def _check_choices(self) -> None:
+        for f in dataclasses.fields(self):
+            choices, value = f.metadata["choices"], getattr(self, f.name)
+            if choices and isinstance(value, str) and value not in choices:
+                raise DfplannerError(f"unknown {f.name} {value!r}; choose one of {', '.join(choices)}")
+        if not isinstance(self.schedule, (str, np.ndarray, list)):
+            raise DfplannerError(f"schedule must be a name ({', '.join(SCHEDULES)}) or a matrix, got {self.schedule!r}")
+
+    def _check_numbers(self) -> None:
+        minimum = {"horizon": 1, "sampling_steps": 1, "replan_every": 1, "context_tokens": 0, "episode_steps": 1,
+                   "mcg_samples": 1, "candidates": 1, "stabilization_level": 0}
+        for name, low in minimum.items():
+            value = getattr(self, name)
+            if value is None and name in ("replan_every", "episode_steps"):
+                continue
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise DfplannerError(f"{name} must be an integer >= {low}, got {value!r}")
+        for name, low, high in (("uncertainty", 0, math.inf), ("guidance_scale", 0, math.inf), ("eta", 0, 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high or not math.isfinite(value):
+                raise DfplannerError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
+        if len(self.pd_gains) != 2 or not all(isinstance(g, (int, float)) and math.isfinite(g) for g in self.pd_gains):
+            raise DfplannerError(f"pd_gains must be two finite numbers kp, kd, got {self.pd_gains!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict, base: PlannerSettings | None = None) -> PlannerSettings:
+        """`base` (default: the defaults) with the keys of `data` replaced; unknown keys are an error."""
+        data = {RENAMED.get(k, k): v for k, v in data.items() if v is not None}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise DfplannerError(f"unknown planner settings: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return dataclasses.replace(base or cls(), **data)
+
+    def to_dict(self) -> dict:
+        """JSON-able: tuples as lists, a custom matrix as nested lists."""
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+            elif isinstance(value, np.ndarray):
+                out[key] = value.tolist()
+        return out
+
+
+def settings_for(metadata: dict, preset_name: str | None = None, **overrides) -> PlannerSettings:
+    """The settings a checkpoint (its metadata) plans with: defaults < env facts < its [planner] <
+    preset < overrides (None values in `overrides` mean "not given")."""
+    from dfplanner.envs import planner_facts
+
+    settings = PlannerSettings.from_dict(planner_facts(metadata.get("env_id")))
+    settings = PlannerSettings.from_dict(metadata.get("planner", {}), settings)
+    if preset_name is not None:
+        settings = PlannerSettings.from_dict(preset(preset_name), settings)
+    return PlannerSettings.from_dict(overrides, settings)
+
+
+def preset(name: str) -> dict:
+    """The `[planner]` table of a named preset (presets/NAME.toml), over the preset it names as `base`."""
+    path = PRESET_DIR / f"{name}.toml"
+    if not path.exists():
+        raise DfplannerError(f"unknown preset {name!r}; presets: {', '.join(preset_names()) or 'none'}")
+    with open(path, "rb") as handle:
+        data = tomllib.load(handle)
+    base = preset(data["base"]) if "base" in data else {}
+    return {**base, **data.get("planner", {})}
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
