@@ -1,11 +1,14 @@
-"""Ablations of the shipped maze2d-large planner: each row changes one setting from the default.
+"""Ablations of the shipped maze2d planner: what the learned model, the plan's horizon, the guidance
+strategy, MCG and the action source each add. Each row changes one thing from the shipped planner.
 
-    python benchmarks/ablations.py [--episodes 100] [--seed 0] [--only NAME ...]
+    python benchmarks/ablations.py [--tasks medium-multi large-multi] [--seeds 0 1] [--episodes 100] [--only NAME ...]
 
-Each row is `dfplan eval --env maze2d-large --episodes N --seed S --batch-size N FLAGS --json
-results/ablations/NAME.json`. Rows whose JSON already exists for the same episodes, seed and shipped
-checkpoint (its JSON's sha256, which covers the planner settings) are not re-run, so an interrupted
-run resumes where it stopped; delete a JSON to measure it again (e.g. after a change to the sampler).
+Each cell is `dfplan eval --env maze2d-TASK [--multi-goal] --episodes N --seed S --batch-size N FLAGS
+--json results/ablations/TASK/NAME-seedS.json`; the table gives the mean over seeds of the normalized
+score with its standard error over all episodes, and the success rate. Cells whose JSON exists for the
+same episodes, seed and shipped checkpoint (its JSON's sha256) are not re-run, so an interrupted run
+resumes; delete a JSON to measure it again. The "untrained" row plans with the shipped sampler and
+guidance on a re-initialized denoiser (written to runs/ablations/, not committed).
 Writes results/ablations.md from every JSON present.
 """
 
@@ -13,83 +16,104 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
+import torch
+
+from dfplanner.checkpoint import TrainedModel, load_trained_model
 from dfplanner.envs.layouts import resolve_env_id
+from dfplanner.pretrained import shipped_checkpoint
 
 from dfplan_eval import checkpoint_digest, run_eval
 from report import ROOT, RESULTS, publish
 
 FOLDER = RESULTS / "ablations"
-ENV = "maze2d-large"
-TRANSFORMER = RESULTS / "training_curve" / "transformer" / "model.json"  # made by benchmarks/training_curve.py
-# name -> (what changes, dfplan eval flags)
+UNTRAINED_DIR = ROOT / "runs" / "ablations"
+# name -> (what changes, dfplan eval flags); "{untrained}" stands for the re-initialized checkpoint
 ROWS: dict[str, tuple[str, list[str]]] = {
-    "shipped": ("shipped settings (pyramid, 2 steps, uncertainty 0.05, plan-space guidance 15, one plan, PD, GRU)", []),
+    "shipped": ("the shipped planner", []),
+    "horizon-1": ("plans one token (10 steps) ahead", ["--horizon", "1"]),
+    "untrained": ("re-initialized denoiser, same sampler and guidance", ["--checkpoint", "{untrained}"]),
+    "guidance-plan": ("plan-space guidance", ["--guidance", "plan"]),
+    "guidance-model": ("gradient through the model, bounded x0 step", ["--guidance", "model"]),
+    "guidance-paper": ("gradient through the model, the paper's update (Algorithm 2)", ["--guidance", "paper"]),
+    "mcg-1": ("Monte Carlo Guidance off", ["--mcg-samples", "1"]),
     "mcg-4": ("Monte Carlo Guidance, 4 samples", ["--mcg-samples", "4"]),
     "mcg-16": ("Monte Carlo Guidance, 16 samples", ["--mcg-samples", "16"]),
-    "full-sequence": ("full-sequence schedule", ["--schedule", "full_sequence"]),
-    "autoregressive": ("autoregressive schedule", ["--schedule", "autoregressive"]),
-    "pyramid-10-steps": ("pyramid, 10 steps, uncertainty 1 (the shipped sampling until issue 6)", ["--sampling-steps", "10", "--uncertainty", "1"]),
-    "rolling": ("rolling pyramid (one row per token, plans continue)", ["--rolling"]),
     "diffused-actions": ("diffused actions instead of PD tracking", ["--action-mode", "diffused"]),
-    "no-stabilization": ("stabilization off (generated tokens fed back as clean)", ["--stabilization-level", "0"]),
-    "replan-every-2-tokens": ("replanning every 2 tokens (20 env steps), so a token conditioned on generated ones is executed", ["--replan-every", "20"]),
-    "replan-every-2-tokens-no-stabilization": ("the row above with stabilization off", ["--replan-every", "20", "--stabilization-level", "0"]),
-    "best-of-8": ("8 plans per decision, the cheapest kept", ["--candidates", "8"]),
-    "transformer": ("causal transformer instead of the GRU (results/training_curve.md)", ["--checkpoint", str(TRANSFORMER.relative_to(ROOT))]),
 }
+TASKS = ("medium-multi", "large-multi")
+UNTRAINED_SEED = 0
 
 
-def run_row(name: str, episodes: int, seed: int, digest: str) -> None:
-    out = FOLDER / f"{name}.json"
-    if name == "transformer" and not TRANSFORMER.exists():
-        print(f"skipping {name}: {TRANSFORMER} not trained yet (benchmarks/training_curve.py)")
-        return
+def untrained_checkpoint(env_id: str) -> str:
+    """The shipped checkpoint's description with freshly initialized weights."""
+    stem = UNTRAINED_DIR / f"{env_id}-untrained"
+    if not stem.with_suffix(".json").exists():
+        shipped = load_trained_model(shipped_checkpoint(env_id))
+        torch.manual_seed(UNTRAINED_SEED)
+        fresh = TrainedModel.create(shipped.model_config, shipped.schedule, shipped.layout, shipped.normalizer, shipped.metadata)
+        UNTRAINED_DIR.mkdir(parents=True, exist_ok=True)
+        fresh.save(stem)
+    return str(stem.with_suffix(".json"))
+
+
+def task_flags(task: str) -> list[str]:
+    maze, _, multi = task.partition("-")
+    return ["--env", f"maze2d-{maze}", *(["--multi-goal"] if multi else [])]
+
+
+def run_cell(task: str, name: str, seed: int, episodes: int) -> None:
+    env_id = resolve_env_id(f"maze2d-{task.partition('-')[0]}")
+    out, digest = FOLDER / task / f"{name}-seed{seed}.json", checkpoint_digest(env_id)
     if out.exists():
         done = json.loads(out.read_text())
         if (done["episodes"], done["seed"], done.get("checkpoint_sha256")) == (episodes, seed, digest):
             return
-    flags = ["--env", ENV, "--episodes", str(episodes), "--seed", str(seed), "--batch-size", str(episodes), *ROWS[name][1]]
-    result = run_eval(flags)
+    flags = [f.replace("{untrained}", untrained_checkpoint(env_id)) for f in ROWS[name][1]]
+    result = run_eval([*task_flags(task), "--episodes", str(episodes), "--seed", str(seed), "--batch-size", str(episodes), *flags])
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**result, "checkpoint_sha256": digest}, indent=1) + "\n")
 
 
-def write_table() -> None:
-    lines = [
-        "| row | change from the shipped planner | normalized (± sem) | success | first arrival | plans/s (batched) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, (change, flags) in ROWS.items():
-        path = FOLDER / f"{name}.json"
-        if not path.exists():
-            lines.append(f"| {name} | {change} | not measured | | | |")
-            continue
-        r = json.loads(path.read_text())
-        plans_per_s = r["decisions_per_second"] / r["planner"]["replan_every"]
-        arrival = r.get("first_reach_mean")
-        lines.append(
-            f"| {name} | {change} | {r['normalized_score_mean']:.1f} ± {r['normalized_score_sem']:.1f} | "
-            f"{r['success_rate']:.0%} | {'' if arrival is None else f'{arrival:.0f}'} | {plans_per_s:.1f} |"
-        )
+def cell(task: str, name: str) -> str:
+    """Mean normalized score over the seeds present (± standard error over all their episodes), success."""
+    results = [json.loads(p.read_text()) for p in sorted((FOLDER / task).glob(f"{name}-seed*.json"))]
+    if not results:
+        return "not measured"
+    scores = [e["normalized_score"] for r in results for e in r["per_episode"]]
+    mean = sum(scores) / len(scores)
+    sem = math.sqrt(sum((s - mean) ** 2 for s in scores) / (len(scores) - 1) / len(scores))
+    success = sum(e["success"] for r in results for e in r["per_episode"]) / len(scores)
+    seeds = ",".join(str(r["seed"]) for r in results)
+    return f"{mean:.1f} ± {sem:.1f} ({success:.0%}; seeds {seeds})"
+
+
+def write_table(tasks: list[str]) -> None:
+    lines = ["| row | change from the shipped planner | " + " | ".join(tasks) + " |", "|---|---|" + "---|" * len(tasks)]
+    for name, (change, _) in ROWS.items():
+        lines.append(f"| {name} | {change} | " + " | ".join(cell(task, name) for task in tasks) + " |")
     text = (
-        f"Ablations on {ENV}, made by `python benchmarks/ablations.py` (each row: `dfplan eval --env {ENV} "
-        "--episodes 100 --seed 0 --batch-size 100 FLAGS`, flags in the script). plans/s counts plans of the "
-        "whole batch per second of policy time.\n\n" + "\n".join(lines) + "\n"
+        "Ablations of the shipped planner, made by `python benchmarks/ablations.py` (each cell: `dfplan eval "
+        "--env maze2d-TASK [--multi-goal] --episodes 100 --seed S --batch-size 100 FLAGS`, flags in the script). "
+        "Normalized score, mean over the seeds with its standard error over their episodes, and the success rate.\n\n"
+        + "\n".join(lines) + "\n"
     )
     publish("ablations", text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", choices=sorted(ROWS), default=None)
     args = parser.parse_args()
-    FOLDER.mkdir(parents=True, exist_ok=True)
-    digest = checkpoint_digest(resolve_env_id(ENV))
-    for name in args.only or ROWS:
-        run_row(name, args.episodes, args.seed, digest)
-    write_table()
+    for task in args.tasks:
+        for name in args.only or ROWS:
+            for seed in args.seeds:
+                run_cell(task, name, seed, args.episodes)
+    write_table(args.tasks)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from dfplanner.checkpoint import TrainedModel
 from dfplanner.costs import Cost, make_cost
 from dfplanner.device import resolve_device
 from dfplanner.errors import DfplannerError
+from dfplanner.goal_hold import hold_goal
 from dfplanner.guidance import PlanObjective, make_guidance
 from dfplanner.history import EpisodeHistory
 from dfplanner.models import repeat_state
@@ -250,6 +251,10 @@ class DiffusionForcingPlanner:
             initial = history.rolling_start(envs, shift, rows.shape[1], self.generator) if shift is not None else (None, None)
             estimate, kept = self._sample_best(envs, rows, initial, current, on_row)
         channels = {k: v.float().cpu().numpy() for k, v in self.trained.codec.decode(estimate, current).items()}
+        s = self.settings
+        if s.hold_radius > 0 and self.goal is not None and "observation" in channels:
+            goal = self.goal[torch.as_tensor(envs, device=self.device)].float().cpu().numpy()
+            channels["observation"] = hold_goal(channels["observation"], goal, s.hold_radius, s.position_dims, s.velocity_dims)
         history.set_plans(envs, channels, kept)
         self._last_rows = rows
 

@@ -55,6 +55,7 @@ class PlannerSettings:
     position_dims: tuple[int, ...] = _setting((), "observation dimensions holding the position (goal cost, PD)", flag=False)
     velocity_dims: tuple[int, ...] = _setting((), "observation dimensions holding the velocity (PD)", flag=False)
     cost: str = _setting("goal", "what guidance minimizes", COST_NAMES)
+    hold_radius: float = _setting(0.0, "from its first step this near the goal, a plan holds the goal at rest (0: off; dfplanner.goal_hold)")
     guidance: str = _setting("plan", "how the cost's gradient steers sampling (dfplanner.guidance)", GUIDANCE_NAMES)
     guidance_scale: float = _setting(15.0, "guidance strength (0: unguided)")
     mcg_samples: int = _setting(1, "Monte Carlo Guidance: futures the gradient is averaged over (1: off)")
@@ -85,7 +86,7 @@ class PlannerSettings:
                 continue
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
                 raise DfplannerError(f"{name} must be an integer >= {low}, got {value!r}")
-        for name, low, high in (("uncertainty", 0, math.inf), ("guidance_scale", 0, math.inf), ("eta", 0, 1)):
+        for name, low, high in (("uncertainty", 0, math.inf), ("guidance_scale", 0, math.inf), ("eta", 0, 1), ("hold_radius", 0, math.inf)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high or not math.isfinite(value):
                 raise DfplannerError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
