@@ -186,6 +186,8 @@ def evaluate(
                     xy[index, t + 1] = observations[:, :2]
                 bar.update(len(batch))
     wall_time = time.perf_counter() - wall_start
+    for env in envs:
+        env.close()  # a video recorder writes its last episode here
     scores = np.array([task.maze.get_normalized_score(r) for r in returns]) if task.d4rl_scores else None
     return_mean, return_std, _ = _stats(returns)
     score_mean, score_std, score_sem = (None, None, None) if scores is None else _stats(scores)

@@ -33,6 +33,7 @@ from dfplanner.scheduling import build_schedule, rolling_ladder, rolling_transit
 
 ACTION_MODES = ("pd", "diffused")
 PD_GAINS = (12.5, 1.2)
+DEVICE_TYPES = ("cpu", "cuda", "mps")  # what the planner and training run on (meta, xla, ... do not)
 
 
 @dataclass
@@ -89,9 +90,13 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise DfplannerError(f"--device {device} requested but no CUDA GPU is available; use --device cpu or auto")
     try:
-        return torch.device(device)
-    except RuntimeError:
-        raise DfplannerError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+        resolved = torch.device(device)
+        usable = resolved.type in DEVICE_TYPES and torch.empty(1, device=resolved) is not None  # mps off a Mac fails here
+    except (RuntimeError, AssertionError):  # an unknown name; a device type torch knows but this machine lacks
+        usable = False
+    if not usable:
+        raise DfplannerError(f"--device {device} is not usable on this machine; use auto, cpu or cuda")
+    return resolved
 
 
 class DiffusionForcingPlanner:
