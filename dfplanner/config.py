@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import inspect
 import json
 import math
 import tomllib
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dfplanner.errors import DfplannerError
-from dfplanner.models import MODEL_TYPES
+from dfplanner.models import MODEL_TYPES, TransformerDenoiser
 from dfplanner.noise import BETA_SCHEDULES, PREDICTIONS
 from dfplanner.objective import LOSS_WEIGHTINGS
 from dfplanner.tokens import CHANNELS
@@ -33,6 +34,7 @@ from dfplanner.tokens import CHANNELS
 CONFIG_DIR = Path(str(resources.files("dfplanner.envs") / "configs"))
 PLANNER_SECTION = "planner"
 TRANSFORMER_ONLY = ("heads", "max_tokens")
+DEFAULT_HEADS = inspect.signature(TransformerDenoiser).parameters["heads"].default
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,9 @@ def _validate_model(model: dict, where: str) -> None:
         for name in TRANSFORMER_ONLY:
             if name in model:
                 raise DfplannerError(f"{where}: [model] {name} is a transformer setting; this model's type is {model['type']!r}")
-    elif model["hidden"] % model.get("heads", 4):
-        raise DfplannerError(f"{where}: [model] hidden ({model['hidden']}) must be a multiple of heads ({model.get('heads', 4)})")
+    elif model["hidden"] % model.get("heads", DEFAULT_HEADS):
+        heads = model.get("heads", DEFAULT_HEADS)
+        raise DfplannerError(f"{where}: [model] hidden ({model['hidden']}) must be a multiple of heads ({heads})")
 
 
 def load_config(env_id: str | None = None, path: Path | None = None) -> dict:
