@@ -21,8 +21,12 @@ def check_writable(path: str | Path) -> Path:
         raise DfplannerError(f"cannot write {path}: it is a folder")
     if not parent.is_dir():
         raise DfplannerError(f"cannot write {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise DfplannerError(f"cannot write {path}: folder {parent} is not writable")
+    try:  # a real write: permission bits say nothing to root, nor about read-only file systems
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as error:
+        raise DfplannerError(f"cannot write {path}: folder {parent} is not writable ({error.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 

@@ -2,12 +2,15 @@
 
 `NAME.safetensors` holds tensors only (no pickle, nothing executable); `NAME.json` holds everything
 needed to rebuild the planner's model: architecture, token layout, normalization statistics, noise
-schedule, environment id and training steps. Files are written atomically (temp file, fsync,
-rename), so a run killed at any moment leaves the previous checkpoint intact.
+schedule, environment id and training steps, and the sha256 of the weights file, so that a corrupted
+or replaced weights file is refused instead of planning badly (checkpoints written before the digest
+existed load without that check). Files are written atomically (temp file, fsync, rename), so a run
+killed at any moment leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,9 @@ from dfplanner.noise import NoiseSchedule
 from dfplanner.tokens import Normalizer, TokenCodec, TokenLayout
 
 FORMAT_VERSION = 1
+DIGEST_KEY = "safetensors_sha256"  # in NAME.json: the sha256 of NAME.safetensors' bytes
+RUN_MODEL_STEM = "model"  # a run folder's checkpoint: RUN/model.{json,safetensors}
+DIGEST_CHUNK = 1 << 20
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -50,7 +56,19 @@ def read_json(path: Path) -> dict:
     return data
 
 
-def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(DIGEST_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_tensors(path: Path, sha256: str | None = None, recorded_in: str = "") -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; with `sha256`, only if the file still has that digest."""
+    path = Path(path)
+    if sha256 is not None and path.is_file() and file_sha256(path) != sha256:
+        raise DfplannerError(f"{path}: sha256 differs from the one recorded in {recorded_in}; the file is corrupted or was replaced")
     try:
         return load_file(str(path))
     except FileNotFoundError:
@@ -90,19 +108,29 @@ class TrainedModel:
         }
 
     def save(self, stem: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
-        """Write stem.safetensors, then stem.json (weights default to the model's own)."""
+        """Write stem.safetensors, then stem.json with its digest (weights default to the model's own)."""
         stem = Path(stem)
         write_tensors(stem.with_suffix(".safetensors"), state_dict or self.model.state_dict())
-        write_json(stem.with_suffix(".json"), self.description())
+        write_json(stem.with_suffix(".json"), {**self.description(), DIGEST_KEY: file_sha256(stem.with_suffix(".safetensors"))})
+
+
+def record_digest(json_path: Path) -> None:
+    """Add the weights' digest to a checkpoint written without one (how the shipped ones got theirs);
+    the weights file is not touched."""
+    json_path, weights_path = checkpoint_paths(json_path)
+    write_json(json_path, {**read_json(json_path), DIGEST_KEY: file_sha256(weights_path)})
 
 
 CHECKPOINT_SUFFIXES = (".json", ".safetensors")
 
 
 def checkpoint_paths(path: Path) -> tuple[Path, Path]:
-    """Accept `x.json`, `x.safetensors` or the stem `x`."""
+    """Accept `x.json`, `x.safetensors`, the stem `x`, or a run folder (its model.*)."""
     path = Path(path)
-    stem = path.with_suffix("") if path.suffix in CHECKPOINT_SUFFIXES else path
+    if path.is_dir():
+        stem = path / RUN_MODEL_STEM
+    else:
+        stem = path.with_suffix("") if path.suffix in CHECKPOINT_SUFFIXES else path
     return stem.with_suffix(".json"), stem.with_suffix(".safetensors")
 
 
@@ -116,7 +144,7 @@ def load_trained_model(path: Path, device: str | torch.device = "cpu") -> Traine
         )
     json_path, weights_path = checkpoint_paths(path)
     if not json_path.exists() and not weights_path.exists():
-        raise DfplannerError(f"{path}: checkpoint not found (expected {json_path.name} and {weights_path.name})")
+        raise DfplannerError(f"{path}: checkpoint not found (looked for {json_path} and {weights_path})")
     description = read_json(json_path)
     version = description.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -129,14 +157,14 @@ def load_trained_model(path: Path, device: str | torch.device = "cpu") -> Traine
         layout = TokenLayout.from_dict(description["tokens"])
         normalizer = Normalizer.from_dict(description["normalizer"])
         model_config = description["model"]
-        metadata = {k: v for k, v in description.items() if k not in ("format_version", "model", "diffusion", "tokens", "normalizer")}
+        metadata = {k: v for k, v in description.items() if k not in ("format_version", "model", "diffusion", "tokens", "normalizer", DIGEST_KEY)}
         trained = TrainedModel.create(model_config, schedule, layout, normalizer, metadata)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise DfplannerError(f"{json_path}: incomplete checkpoint description ({error!r})") from None
     for name, values in normalizer.to_dict().items():
         if not np.all(np.isfinite(values)):
             raise DfplannerError(f"{json_path}: normalizer {name!r} holds NaN or inf")
-    weights = read_tensors(weights_path)
+    weights = read_tensors(weights_path, description.get(DIGEST_KEY), json_path.name)
     for name, tensor in weights.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise DfplannerError(f"{weights_path}: tensor {name!r} holds NaN or inf")

@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING
 from dfplanner.errors import DfplannerError
 
 if TYPE_CHECKING:
+    from dfplanner.datasets import OfflineDataset
     from dfplanner.evaluation import EvalTask, Policy
+    from dfplanner.runs import RunRecord
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, the shell convention
 DEFAULT_EVAL_ENV = "maze2d-large"
 DEFAULT_POLICY = "planner"
+DEFAULT_DEVICE = "auto"
 
 
 def _oracle(args: argparse.Namespace, task: EvalTask) -> Policy:
@@ -65,26 +68,44 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     if args.episodes <= 0:
         raise DfplannerError(f"--episodes must be positive, got {args.episodes}")
+    _check_policy_flags(args)
     for path in (args.json, args.plot):
         if path:
             check_writable(path)  # before the run, not after it
     task = eval_task(args.env, args.multi_goal)
+    if args.video:
+        from dfplanner.video import recording
+
+        task = recording(task, args.video)
     policy = POLICIES[args.policy](args, task)
     result = evaluate(task, policy, args.episodes, seed=args.seed, batch_size=args.batch_size, keep_trajectories=bool(args.plot))
-    if args.plot:
-        from dfplanner.plotting import plot_run
-
-        plot_run(args.plot, task, policy, result)
-        print(f"wrote {args.plot}")
-    result.pop("trajectories", None)
+    trajectories = result.pop("trajectories", None)
     if args.policy == "planner":
         result["planner"] = {"checkpoint": str(args.checkpoint or "shipped"), "preset": args.preset,
                              **policy.settings.to_dict(), "replan_every": policy.replan_every}
-    print(format_summary(result))
+    print(format_summary(result))  # the results first: nothing written after them can lose them
     if args.json:
         with atomic_output(args.json) as tmp:
             tmp.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.json}")
+    if args.plot:
+        from dfplanner.plotting import plot_run
+
+        plot_run(args.plot, task, policy, {**result, "trajectories": trajectories})
+        print(f"wrote {args.plot}")
+    if args.video:
+        print(f"wrote the episodes of the first environment to {args.video}")
+
+
+def _check_policy_flags(args: argparse.Namespace) -> None:
+    """Planner flags with a policy that is not the planner would be ignored: an error instead."""
+    if args.policy == "planner":
+        return
+    given = [dest for dest in ("checkpoint", "preset", *planner_flags()) if getattr(args, dest) is not None]
+    given += ["device"] if args.device != DEFAULT_DEVICE else []
+    if given:
+        flags = ", ".join(f"--{dest.replace('_', '-')}" for dest in given)
+        raise DfplannerError(f"--policy {args.policy} does not use {flags}; drop them (they are for --policy planner)")
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
@@ -108,57 +129,161 @@ def cmd_plan(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
-    from dfplanner.config import load_config
-    from dfplanner.datasets import load_dataset
-    from dfplanner.envs.layouts import resolve_env_id
-    from dfplanner.generate import default_dataset_path, generate
+    from dfplanner.device import resolve_device
     from dfplanner.evaluation import training_evaluation
+    from dfplanner.runs import removed_on_failure
     from dfplanner.training import Trainer, process_group
 
+    _check_train_counts(args)
+    resolve_device(args.device)  # an unusable device fails here, before any work
+    out = _train_folder(args)
+    record, dataset = _resumed_run(args, out) if args.resume else _new_run(args, out)
+    torch.set_num_threads(record.threads)
+    with removed_on_failure(out), process_group(args.device):
+        trainer = Trainer(dataset, record.config, out, env_id=record.env_id, device=args.device)
+        say = print if trainer.is_main else (lambda *_: None)  # under torchrun, rank 0 speaks for all
+        if args.resume and trainer.resume():
+            say(f"resuming {out} at step {trainer.step} of {record.config['training']['steps']}")
+        if trainer.is_main:
+            record.write(out)  # a new run's record, or a resumed one's with its extended steps
+        batch, world = record.config["training"]["batch_size"], trainer.world_size
+        effective = f"batch {batch}" + (f" x {world} processes = {batch * world}" if world > 1 else "")
+        say(f"training on {len(dataset)} steps from {record.dataset} (env {record.env_id or 'not a maze2d env'}); "
+            f"{sum(p.numel() for p in trainer.model.parameters())} parameters; {effective}; checkpoints in {out}")
+        say(f"follow it with: tensorboard --logdir {out / 'tensorboard'}")
+        evaluate = training_evaluation(record.env_id, record.eval_episodes, args.device) if record.eval_every else None
+        try:
+            trainer.run(evaluate=evaluate, eval_every=record.eval_every)
+        except KeyboardInterrupt:
+            saved = "nothing saved yet" if trainer.saved_step is None else f"step {trainer.saved_step} saved"
+            say(f"stopped at step {trainer.step}, {saved}; resume with: dfplan train --out {out} --resume")
+            raise
+    say(f"wrote {out / 'model.json'} and {out / 'model.safetensors'}")
+
+
+TRAIN_OVERRIDES = ("steps", "batch_size", "save_every")  # flags that override [training] keys
+NO_DATA = "give --env (a maze2d env) or --dataset (e.g. minari:ID), or both"
+DEFAULT_EVAL_EPISODES = 4
+
+
+def _check_train_counts(args: argparse.Namespace) -> None:
+    for dest in (*TRAIN_OVERRIDES, "threads", "eval_episodes"):
+        value = getattr(args, dest)
+        if value is not None and value <= 0:
+            raise DfplannerError(f"--{dest.replace('_', '-')} must be positive, got {value}")
+    if args.eval_every is not None and args.eval_every < 0:
+        raise DfplannerError(f"--eval-every must be 0 (off) or positive, got {args.eval_every}")
+
+
+def _train_folder(args: argparse.Namespace) -> Path:
+    """--out, or runs/ENV (runs/DATASET without --env)."""
+    from dfplanner.envs.layouts import resolve_env_id
+
+    if args.out:
+        return Path(args.out)
     if args.env is None and args.dataset is None:
-        raise DfplannerError("give --env (a maze2d env) or --dataset (e.g. minari:ID), or both")
+        raise DfplannerError(NO_DATA + ("; or --out RUN to resume that run" if args.resume else ""))
+    return Path(f"runs/{resolve_env_id(args.env) if args.env else _run_name(args.dataset)}")
+
+
+def _config_name(env_id: str | None) -> str | None:
+    """The tuned config file's name for an env id: maze2d-large-v1 -> maze2d-large."""
+    return env_id.removesuffix("-v1") if env_id else None
+
+
+def _new_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, OfflineDataset]:
+    """What a new run trains on, checked completely before any data is generated or any step taken."""
+    import torch
+
+    from dfplanner.config import load_config
+    from dfplanner.envs.layouts import resolve_env_id
+    from dfplanner.runs import RunRecord, dataset_source, holds_run
+
+    if args.env is None and args.dataset is None:
+        raise DfplannerError(NO_DATA)
+    if holds_run(out):
+        raise DfplannerError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     env_id = resolve_env_id(args.env) if args.env else None
-    overrides = {key: value for key, value in (("steps", args.steps), ("batch_size", args.batch_size),
-                                               ("save_every", args.save_every)) if value is not None}
-    for key, value in overrides.items():
-        if value <= 0:
-            raise DfplannerError(f"--{key.replace('_', '-')} must be positive, got {value}")
-    source = args.dataset
+    load_config(_config_name(env_id), args.config)  # a bad config file stops here, before data is generated
+    source, dataset = _train_dataset(args.dataset, env_id)
+    env_id = env_id or dataset.env_id or None  # None: not a maze2d dataset; package default config
+    if args.eval_every and env_id is None:
+        raise DfplannerError(f"--eval-every runs maze2d episodes; {source} is not from a maze2d env")
+    config = load_config(_config_name(env_id), args.config)
+    config["training"].update({key: getattr(args, key) for key in TRAIN_OVERRIDES if getattr(args, key) is not None})
+    record = RunRecord(dataset_source(source), env_id, config, args.threads or torch.get_num_threads(),
+                       args.eval_every or 0, args.eval_episodes or DEFAULT_EVAL_EPISODES)
+    return record, dataset
+
+
+def _resumed_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, OfflineDataset]:
+    """The run recorded in `out`; any flag given that contradicts it is an error, except a larger
+    --steps, which extends the run (its learning-rate schedule then ends at the new last step)."""
+    import dataclasses
+
+    from dfplanner.config import first_difference, merge, read_toml, validate
+    from dfplanner.envs.layouts import resolve_env_id
+    from dfplanner.runs import RunRecord, dataset_source
+
+    record = RunRecord.read(out)
+    given = {key: getattr(args, key) for key in TRAIN_OVERRIDES}
+    if given["steps"] is not None and given["steps"] > record.config["training"]["steps"]:  # asked to extend the run
+        record = dataclasses.replace(record, config=merge(record.config, {"training": {"steps": given.pop("steps")}}))
+    training = record.config["training"]
+    record.check_flags({
+        "--env": (resolve_env_id(args.env) if args.env else None, record.env_id),
+        "--dataset": (dataset_source(args.dataset) if args.dataset else None, record.dataset),
+        **{f"--{key.replace('_', '-')}": (value, training[key]) for key, value in given.items()},
+        "--threads": (args.threads, record.threads),
+        "--eval-every": (args.eval_every, record.eval_every),
+        "--eval-episodes": (args.eval_episodes, record.eval_episodes),
+    }, out)
+    if args.config:
+        layer = read_toml(Path(args.config))
+        validate(layer, args.config)
+        difference = first_difference(layer, record.config)
+        if difference:
+            raise DfplannerError(f"--config {args.config} contradicts the run in {out}: it sets {difference}; resume without --config")
+    _, dataset = _train_dataset(record.dataset, record.env_id)
+    return record, dataset
+
+
+def _train_dataset(source: str | Path | None, env_id: str | None) -> tuple[str | Path, OfflineDataset]:
+    """(source, dataset): the given one, or the env's default one (generated if missing); its env and
+    its observation and action widths must be those of `env_id` when that is a maze2d env."""
+    from dfplanner.datasets import load_dataset
+    from dfplanner.envs.layouts import MAZES
+    from dfplanner.envs.maze2d import ACT_DIM, OBS_DIM
+    from dfplanner.generate import default_dataset_path, generate
+
     if source is None:
-        source = default_dataset_path(env_id.removesuffix("-v1"))
+        source = default_dataset_path(_config_name(env_id))
         if not source.exists():
             print(f"no dataset given and {source} does not exist: generating it")
             generate(env_id)
     dataset = load_dataset(source)
     if env_id and dataset.env_id and dataset.env_id != env_id:
         raise DfplannerError(f"{source} was recorded in {dataset.env_id}, not {env_id}")
-    env_id = env_id or dataset.env_id or None  # None: not a maze2d dataset; package default config
-    if args.eval_every and env_id is None:
-        raise DfplannerError(f"--eval-every runs maze2d episodes; {source} is not from a maze2d env")
-    config = load_config(env_id.removesuffix("-v1") if env_id else None, args.config)
-    config["training"].update(overrides)
-    out = Path(args.out or f"runs/{env_id if args.env else _run_name(source)}")
-    if (out / "train_state.json").exists() and not args.resume:
-        raise DfplannerError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    torch.set_num_threads(args.threads or torch.get_num_threads())
-    with process_group(args.device):
-        trainer = Trainer(dataset, config, out, env_id=env_id, device=args.device)
-        say = print if trainer.is_main else (lambda *_: None)  # under torchrun, rank 0 speaks for all
-        if args.resume and trainer.resume():
-            say(f"resuming {out} at step {trainer.step}")
-        batch, world = config["training"]["batch_size"], trainer.world_size
-        effective = f"batch {batch}" + (f" x {world} processes = {batch * world}" if world > 1 else "")
-        say(f"training on {len(dataset)} steps from {source} (env {env_id or 'not a maze2d env'}); "
-            f"{sum(p.numel() for p in trainer.model.parameters())} parameters; {effective}; checkpoints in {out}")
-        evaluate = training_evaluation(env_id, args.eval_episodes, args.device) if args.eval_every else None
-        try:
-            trainer.run(evaluate=evaluate, eval_every=args.eval_every)
-        except KeyboardInterrupt:
-            again = f"--env {args.env}" if args.env else f"--dataset {source}"
-            saved = "nothing saved yet" if trainer.saved_step is None else f"step {trainer.saved_step} saved"
-            say(f"stopped at step {trainer.step}, {saved}; resume with: dfplan train {again} --out {out} --resume")
-            raise
-    say(f"wrote {out / 'model.json'} and {out / 'model.safetensors'}")
+    maze = MAZES.get(env_id or dataset.env_id)
+    widths = (dataset.observations.shape[1], dataset.actions.shape[1])
+    if maze is not None and widths != (OBS_DIM, ACT_DIM):
+        raise DfplannerError(f"{source}: observations and actions have {widths[0]} and {widths[1]} columns; "
+                             f"{maze.env_id} has {OBS_DIM} and {ACT_DIM}")
+    return source, dataset
+
+
+def cmd_config_show(args: argparse.Namespace) -> None:
+    from dfplanner.config import load_config, to_toml
+    from dfplanner.envs.layouts import resolve_env_id
+    from dfplanner.runs import RunRecord
+
+    if args.run and (args.env or args.config):
+        raise DfplannerError("--run prints the config that run was started with; give --env and --config without it")
+    if args.run:
+        config = RunRecord.read(Path(args.run)).config
+    else:
+        config = load_config(_config_name(resolve_env_id(args.env) if args.env else None), args.config)
+    print(to_toml(config), end="")
 
 
 def _run_name(source) -> str:
@@ -189,8 +314,27 @@ def format_summary(result: dict) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Each flag's help ends with its default, unless it has none to show (its help then says what applies)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of `dfplan` and, through add_subparsers, of each of its commands."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, formatter_class=_DefaultsShown, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dfplan", description="Diffusion Forcing planning for D4RL maze2d.")
+    from dfplanner import __version__
+
+    parser = _Parser(prog="dfplan", description="Diffusion Forcing planning for D4RL maze2d.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="offline datasets")
@@ -198,25 +342,28 @@ def build_parser() -> argparse.ArgumentParser:
     generate = data_commands.add_parser("generate", help="generate a maze2d dataset with D4RL's recipe")
     generate.add_argument("--env", required=True, help="maze2d-umaze, maze2d-medium or maze2d-large")
     generate.add_argument("--steps", type=int, default=None, help="default: D4RL's size (1M / 2M / 4M)")
-    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--seed", type=int, default=0, help="seeds the expert's starts, targets and action noise")
     generate.add_argument("--out", default=None, help="hdf5 path; default: in $DFPLANNER_DATA or ~/.cache/dfplanner")
     generate.add_argument("--minari", default=None, metavar="ID", help="also write a Minari dataset with this id")
     generate.set_defaults(func=cmd_data_generate)
 
     evaluate = commands.add_parser("eval", help="evaluate a policy on D4RL's maze2d protocol")
     evaluate.add_argument("--env", default=DEFAULT_EVAL_ENV, help="a maze2d env, or minari:ID: the env its PointMaze dataset recovers")
-    evaluate.add_argument("--policy", choices=sorted(POLICIES), default=DEFAULT_POLICY)
-    evaluate.add_argument("--episodes", type=int, default=20)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--policy", choices=sorted(POLICIES), default=DEFAULT_POLICY,
+                          help="the Diffusion Forcing planner, the scripted shortest-path oracle or uniform random actions")
+    evaluate.add_argument("--episodes", type=int, default=20, help="episodes to run")
+    evaluate.add_argument("--seed", type=int, default=0, help="seeds each episode's start (and target with --multi-goal)")
     evaluate.add_argument("--multi-goal", action="store_true", help="random target per episode (Diffuser's Multi2D)")
     evaluate.add_argument("--batch-size", type=int, default=50, help="environments run in lockstep")
     evaluate.add_argument("--json", default=None, metavar="PATH", help="write the full result as JSON")
     evaluate.add_argument("--plot", default=None, metavar="PNG", help="draw the last episodes and their last plans")
+    evaluate.add_argument("--video", default=None, metavar="DIR",
+                          help="record the first environment's episodes, one MP4 each, into DIR (needs the [video] extra)")
     _add_planner_arguments(evaluate)
     evaluate.set_defaults(func=cmd_eval)
 
     plan = commands.add_parser("plan", help="animate one plan being denoised under the scheduling matrix")
-    plan.add_argument("--env", default=DEFAULT_EVAL_ENV)
+    plan.add_argument("--env", default=DEFAULT_EVAL_ENV, help="a maze2d env")
     plan.add_argument("--out", required=True, metavar="GIF|PNG", help="an animated .gif, or a .png of a few rows")
     plan.add_argument("--seed", type=int, default=0, help="the episode's start (and target with --multi-goal)")
     plan.add_argument("--multi-goal", action="store_true", help="a random target")
@@ -224,22 +371,39 @@ def build_parser() -> argparse.ArgumentParser:
     _add_planner_arguments(plan)
     plan.set_defaults(func=cmd_plan)
 
+    _add_train_command(commands)
+    _add_config_command(commands)
+    return parser
+
+
+def _add_train_command(commands) -> None:
     train = commands.add_parser("train", help="train a Diffusion Forcing planner")
     train.add_argument("--env", default=None, help="maze2d-umaze, maze2d-medium or maze2d-large (default: the dataset's)")
     train.add_argument("--dataset", default=None, help="hdf5 path, minari:ID, d4rl:ENV (default: the generated one)")
     train.add_argument("--out", default=None, help="run folder (default: runs/ENV, or runs/DATASET without --env)")
-    train.add_argument("--config", default=None, help="TOML file overriding the environment's tuned config")
-    train.add_argument("--steps", type=int, default=None)
-    train.add_argument("--batch-size", type=int, default=None)
-    train.add_argument("--save-every", type=int, default=None)
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    train.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    train.add_argument("--eval-every", type=int, default=0, metavar="N",
-                       help="evaluate the EMA planner every N steps for TensorBoard (off by default: it costs CPU time)")
-    train.add_argument("--eval-episodes", type=int, default=4)
+    train.add_argument("--config", default=None, help="TOML file overriding the environment's tuned config (docs/config.md)")
+    train.add_argument("--steps", type=int, default=None, help="default: the config's [training] steps")
+    train.add_argument("--batch-size", type=int, default=None, help="default: the config's [training] batch_size")
+    train.add_argument("--save-every", type=int, default=None, help="default: the config's [training] save_every")
+    train.add_argument("--device", default=DEFAULT_DEVICE, help="auto, cpu or cuda")
+    train.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out exactly as it was started (every other flag may be left out; "
+                            "a larger --steps extends it)")
+    train.add_argument("--eval-every", type=int, default=None, metavar="N",
+                       help="evaluate the EMA planner every N steps for TensorBoard (default: 0, off: it costs CPU time)")
+    train.add_argument("--eval-episodes", type=int, default=None, help=f"default: {DEFAULT_EVAL_EPISODES}")
     train.set_defaults(func=cmd_train)
-    return parser
+
+
+def _add_config_command(commands) -> None:
+    config = commands.add_parser("config", help="the training configuration (every key: docs/config.md)")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    show = config_commands.add_parser("show", help="print the effective config as TOML (what `train` would use)")
+    show.add_argument("--env", default=None, help="a maze2d env: its tuned config (default: the package defaults)")
+    show.add_argument("--config", default=None, help="a TOML file overlaid, as `train --config` does")
+    show.add_argument("--run", default=None, metavar="DIR", help="the config a run in DIR was started with")
+    show.set_defaults(func=cmd_config_show)
 
 
 def planner_flags() -> dict:

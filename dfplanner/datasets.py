@@ -28,6 +28,7 @@ Choices:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -150,18 +151,29 @@ def _from_d4rl_arrays(arrays: Mapping[str, np.ndarray], where: str, env_id: str)
     )
 
 
+MINARI_ROOT_VAR = "MINARI_DATASETS_PATH"
+
+
+def minari_root() -> Path:
+    """Where Minari keeps local datasets, by Minari's own rule, but without creating the folder (Minari's
+    lookup helpers do: a missing id would leave ~/.minari behind)."""
+    return Path(os.environ.get(MINARI_ROOT_VAR) or Path.home() / ".minari" / "datasets")
+
+
 def open_minari(dataset_id: str):
     """The local Minari dataset `dataset_id` (never downloaded), or a one-line error."""
     import minari
-    from minari.storage import get_dataset_path
 
+    root = minari_root()
     try:
+        if not root.is_dir():
+            raise FileNotFoundError(root)
         return minari.load_dataset(dataset_id, download=False)  # never touches the network
     except FileNotFoundError as error:
-        local = ", ".join(sorted(minari.list_local_datasets())) or "none"
+        local = ", ".join(sorted(minari.list_local_datasets())) if root.is_dir() else ""
         raise DfplannerError(
-            f"minari:{dataset_id}: not found locally at {get_dataset_path(dataset_id)} (datasets are never downloaded; "
-            f"fetch it with `minari download {dataset_id}` or set MINARI_DATASETS_PATH; local datasets: {local})"
+            f"minari:{dataset_id}: not found locally at {root / dataset_id} (datasets are never downloaded; "
+            f"fetch it with `minari download {dataset_id}` or set {MINARI_ROOT_VAR}; local datasets: {local or 'none'})"
         ) from error
     except Exception as error:
         raise DfplannerError(f"minari:{dataset_id}: unreadable Minari dataset ({error})") from error

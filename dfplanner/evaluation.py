@@ -204,7 +204,10 @@ def evaluate(
         for begin in range(0, episodes, batch_size):
             index = np.arange(begin, min(begin + batch_size, episodes))
             policy_time += _run_batch(task, policy, envs[: len(index)], index, seed, tally, bar)
-    result = _summary(task, policy, tally, seed, batch_size, policy_time, time.perf_counter() - wall_start)
+    wall_time = time.perf_counter() - wall_start
+    for env in envs:
+        env.close()  # a video recorder writes its last episode here
+    result = _summary(task, policy, tally, seed, batch_size, policy_time, wall_time)
     if tally.xy is not None:
         result["trajectories"] = tally.xy
     return result

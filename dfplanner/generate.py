@@ -41,6 +41,18 @@ def data_dir() -> Path:
     return Path(os.environ.get(DATA_ENV_VAR) or Path.home() / ".cache" / "dfplanner").expanduser()
 
 
+def make_data_dir() -> Path:
+    """The dataset cache folder, created if needed; a file or an uncreatable folder there is a user error."""
+    folder = data_dir()
+    if folder.exists() and not folder.is_dir():
+        raise DfplannerError(f"dataset folder {folder} (${DATA_ENV_VAR}) is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DfplannerError(f"cannot create dataset folder {folder} (${DATA_ENV_VAR}): {error.strerror}") from None
+    return folder
+
+
 def default_dataset_path(env_name: str, steps: int | None = None, seed: int = DEFAULT_SEED) -> Path:
     """D4RL's file name for D4RL's size and the default seed; other sizes/seeds get their own file."""
     maze = maze_spec(env_name)
@@ -194,8 +206,8 @@ def generate(
     if seed < 0:
         raise DfplannerError(f"--seed must be non-negative, got {seed}")
     if out is None:
+        make_data_dir()
         path = default_dataset_path(maze.name, steps, seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
     else:
         path = Path(out).expanduser()
     check_writable(path)  # fail before the run, not after it

@@ -2,8 +2,8 @@
 
 `policy(obs) -> action` takes one observation (obs_dim,) or a batch (B, obs_dim) from a gymnasium
 vector environment, and plans with the Diffusion Forcing planner underneath. An episode starts with
-`policy.reset(obs, goal)`; a policy loaded for a maze may skip it: its first call then aims for the
-maze's fixed D4RL target. In a vector env, `policy.reset(obs, goal, mask=...)` starts new episodes
+`policy.reset(obs, goal)`, or `policy.reset()` (the next call starts it); a policy loaded for a maze
+may skip it: its first call then aims for the maze's fixed D4RL target. In a vector env, `policy.reset(obs, goal, mask=...)` starts new episodes
 in the autoreset sub-environments only. The current plan is public (`policy.plan`,
 `policy.planned_positions`), so the policy can also serve as a high-level planner for another
 controller; `policy.set_goal` changes the goal within an episode.
@@ -29,12 +29,20 @@ class PlannerPolicy:
         self.planner = planner
         self.default_goal = default_goal
         self._steps: int | None = None  # actions taken since the last full reset; None before it
+        self._next_goal: np.ndarray | None = None  # the goal of an episode started by reset() without an observation
         self._single = False
 
-    def reset(self, observation: np.ndarray, goal: np.ndarray | None = None, mask: np.ndarray | None = None) -> None:
+    def reset(self, observation: np.ndarray | None = None, goal: np.ndarray | None = None, mask: np.ndarray | None = None) -> None:
         """Start episodes from `observation` towards `goal` (default: the maze's fixed target).
 
-        `mask` (B,) bool restarts only those environments of the batch, as after a vector env's autoreset."""
+        Without an observation (the usual agent API, `policy.reset()`), the next call starts the new
+        episode from the observation it is given. `mask` (B,) bool restarts only those environments of
+        the batch, as after a vector env's autoreset."""
+        if observation is None:
+            if mask is not None:
+                raise DfplannerError("policy.reset: a mask restarts some environments of a batch; give their observations too")
+            self._steps, self._next_goal = None, goal
+            return
         if mask is None:
             goal = self.default_goal if goal is None else goal
             self._steps, self._single = 0, np.ndim(observation) == 1
@@ -43,9 +51,9 @@ class PlannerPolicy:
     def __call__(self, observation: np.ndarray) -> np.ndarray:
         """The action (act_dim,) for one observation, or (B, act_dim) for a batch; in [-1, 1]."""
         if self._steps is None:
-            if self.default_goal is None:
+            if self._next_goal is None and self.default_goal is None:
                 raise DfplannerError("this policy has no default goal: call policy.reset(obs, goal=...) first")
-            self.reset(observation)
+            self.reset(observation, self._next_goal)
         action = self.planner.act(observation)
         self._steps += 1
         return action

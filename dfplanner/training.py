@@ -13,6 +13,11 @@ writes checkpoints, TensorBoard and the progress bar. Every rank resumes from th
 the per-rank RNG streams are not saved but re-derived from (seed, rank, step), so a resumed distributed
 run is statistically, not bit-for-bit, the uninterrupted one. At the end the ranks compare sha256
 digests of their weights, recorded in the checkpoint's metadata (``distributed``).
+
+Determinism: the run trains under ``torch.use_deterministic_algorithms``, and every random draw comes
+from the seeded data-order and noise streams, so two runs with the same data, config, seed, thread
+count, torch build and machine give bit-identical weights (with several CPU threads, torch's default
+kernels did not: their results varied from run to run in the last bits).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from dfplanner.checkpoint import TrainedModel, read_json, read_tensors, write_json, write_tensors
+from dfplanner.checkpoint import RUN_MODEL_STEM, TrainedModel, file_sha256, read_json, read_tensors, write_json, write_tensors
 from dfplanner.datasets import OfflineDataset
 from dfplanner.errors import DfplannerError
 from dfplanner.noise import NoiseSchedule
@@ -44,7 +49,7 @@ from dfplanner.device import resolve_device
 from dfplanner.tokens import Normalizer, TokenLayout
 from dfplanner.windows import WindowSampler
 
-MODEL_STEM, STATE_STEM = "model", "train_state"
+MODEL_STEM, STATE_STEM = RUN_MODEL_STEM, "train_state"
 
 
 def learning_rate(step: int, settings: dict) -> float:
@@ -76,6 +81,17 @@ class StopRequests:
     def restore(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def deterministic_kernels() -> Iterator[None]:
+    """torch's deterministic kernels for the block (warn_only: an op without one warns, never fails)."""
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
 @contextmanager
@@ -176,6 +192,7 @@ class Trainer:
         write_json(self.out_dir / f"{STATE_STEM}.json", {
             "step": self.step,
             "tensors": tensors_name,
+            "tensors_sha256": file_sha256(self.out_dir / tensors_name),
             "param_groups": optimizer["param_groups"],
             "data_rng": self.rng.bit_generator.state,
             "normalizer": self.sampler.normalizer.to_dict(),
@@ -197,13 +214,13 @@ class Trainer:
         tensors_name = meta.get("tensors", f"{STATE_STEM}.safetensors")
         if not isinstance(tensors_name, str) or Path(tensors_name).name != tensors_name:
             raise DfplannerError(f"{state_json}: 'tensors' must name a file in {self.out_dir}, got {tensors_name!r}")
-        tensors = read_tensors(self.out_dir / tensors_name)
+        tensors = read_tensors(self.out_dir / tensors_name, meta.get("tensors_sha256"), state_json.name)
         try:
             saved_norm = Normalizer.from_dict(meta["normalizer"])
             if saved_norm.step_mean.shape != self.sampler.normalizer.step_mean.shape or not np.allclose(
                 saved_norm.step_mean, self.sampler.normalizer.step_mean, atol=1e-5
             ):
-                raise DfplannerError(f"{state_json}: this run was trained on different data; use another --out")
+                raise DfplannerError(f"{state_json}: this run was trained on other data (its normalization statistics differ from the dataset's now)")
             self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
             self.ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
             optim_state: dict[int, dict] = {}
@@ -239,6 +256,7 @@ class Trainer:
         self.step += 1
         return loss.item(), grad_norm.item()
 
+    @deterministic_kernels()
     def run(self, steps: int | None = None, progress: bool = True, evaluate: Callable[[TrainedModel], dict] | None = None, eval_every: int = 0) -> TrainedModel:
         """Train up to `steps` total steps (the config's by default), logging to TensorBoard.
 

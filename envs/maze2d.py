@@ -5,6 +5,11 @@ geom/joint settings, solver iterations, Euler at 0.01 s, no gravity), velocity c
 before every step, action clipped to [-1, 1], sparse reward 1 iff the particle ends the step within
 0.5 of the target, never terminates (the time limit comes from the registration). Observations are
 float32 [x, y, vx, vy] in D4RL's frame (see ``layouts``).
+
+``render_mode="rgb_array"`` draws the maze from above with numpy (walls, the reward disk around the
+target, the particle; rows down, columns across, as ``dfplanner.plotting`` draws it) rather than with
+MuJoCo's renderer: that needs an OpenGL context (EGL or OSMesa system libraries), which machines
+without a display, this project's CI among them, do not have; a flat maze loses nothing seen from above.
 """
 
 from __future__ import annotations
@@ -16,14 +21,19 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from dfplanner.envs.layouts import MazeSpec, maze_spec, pos_to_cell
+from dfplanner.envs.layouts import HALF_CELL, PARTICLE_OFFSET, MazeSpec, maze_spec, pos_to_cell
 from dfplanner.errors import DfplannerError
 
 MAX_SPEED = 5.0  # D4RL clips qvel to [-5, 5] before each step
 OBS_DIM = 4  # qpos (row, col) and qvel
+ACT_DIM = 2  # force along x and y
 GOAL_RADIUS = 0.5  # sparse reward radius
 RESET_POS_NOISE = 0.1  # uniform half-width on the start (and multi-goal target) position
 RESET_VEL_STD = 0.1  # normal std on the start velocity
+TIMESTEP = 0.01  # seconds per env step (the MJCF's timestep, frame skip 1)
+PARTICLE_RADIUS = 0.1  # the particle geom's size
+PIXELS_PER_CELL = 48  # rgb_array frames: maze2d-large's 9 x 12 cells are 432 x 576 pixels
+COLORS = {"floor": (235, 235, 235), "wall": (64, 64, 64), "target": (250, 170, 170), "particle": (30, 90, 200)}
 
 
 def build_mjcf(maze: MazeSpec) -> str:
@@ -34,7 +44,7 @@ def build_mjcf(maze: MazeSpec) -> str:
     )
     return f"""<mujoco model="point_maze">
   <compiler inertiafromgeom="true" angle="radian"/>
-  <option timestep="0.01" gravity="0 0 0" iterations="20" integrator="Euler"/>
+  <option timestep="{TIMESTEP}" gravity="0 0 0" iterations="20" integrator="Euler"/>
   <default>
     <joint damping="1" limited="false"/>
     <geom friction=".5 .1 .1" density="1000" margin="0.002" condim="1" contype="2" conaffinity="1"/>
@@ -75,15 +85,18 @@ class Maze2dEnv(gym.Env[np.ndarray, np.ndarray]):
     ``reset(options={"start": xy, "target": xy})`` places the particle (at rest) and/or the target exactly.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": round(1 / TIMESTEP)}
 
-    def __init__(self, maze: str = "maze2d-umaze", multi_goal: bool = False):
+    def __init__(self, maze: str = "maze2d-umaze", multi_goal: bool = False, render_mode: str | None = None):
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise DfplannerError(f"render_mode {render_mode!r} is not supported; use 'rgb_array' or None")
+        self.render_mode = render_mode
         self.maze = maze_spec(maze)
         self.multi_goal = multi_goal
         self.model = mujoco.MjModel.from_xml_string(build_mjcf(self.maze))
         self.data = mujoco.MjData(self.model)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float32)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(ACT_DIM,), dtype=np.float32)
         self.target = self.maze.goal
 
     @property
@@ -117,6 +130,12 @@ class Maze2dEnv(gym.Env[np.ndarray, np.ndarray]):
         success = self._success()
         return self._obs(), float(success), False, False, {"target": self.target.copy(), "success": success}
 
+    def render(self) -> np.ndarray | None:
+        """With render_mode="rgb_array", the maze seen from above as an (H, W, 3) uint8 frame."""
+        if self.render_mode is None:
+            return None
+        return top_down_frame(self.maze, self.data.qpos, self.target)
+
     def _obs(self) -> np.ndarray:
         return np.concatenate([self.data.qpos, self.data.qvel]).astype(np.float32)
 
@@ -133,3 +152,24 @@ class Maze2dEnv(gym.Env[np.ndarray, np.ndarray]):
         if not (0 <= row < walls.shape[0] and 0 <= col < walls.shape[1]) or walls[row, col]:
             raise DfplannerError(f"reset option {name!r} = {xy.tolist()} is not inside a free cell of {self.maze.name}")
         return xy
+
+
+def pixel_positions(maze: MazeSpec) -> np.ndarray:
+    """(H, W, 2) qpos at the centre of each pixel of a top-down frame: rows down, columns across."""
+    rows, cols = maze.walls.shape
+    low = -HALF_CELL - PARTICLE_OFFSET  # the qpos where cell 0 begins
+    x = low + (np.arange(rows * PIXELS_PER_CELL) + 0.5) / PIXELS_PER_CELL
+    y = low + (np.arange(cols * PIXELS_PER_CELL) + 0.5) / PIXELS_PER_CELL
+    return np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1)
+
+
+def top_down_frame(maze: MazeSpec, position: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The maze from above: walls, the disk in which the reward is 1, the particle."""
+    grid = pixel_positions(maze)
+    cells = pos_to_cell(grid)
+    frame = np.empty((*grid.shape[:2], 3), dtype=np.uint8)
+    frame[:] = COLORS["floor"]
+    frame[maze.walls[cells[..., 0], cells[..., 1]]] = COLORS["wall"]
+    frame[np.linalg.norm(grid - np.asarray(target)[:2], axis=-1) <= GOAL_RADIUS] = COLORS["target"]
+    frame[np.linalg.norm(grid - np.asarray(position)[:2], axis=-1) <= PARTICLE_RADIUS] = COLORS["particle"]
+    return frame

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import d4rl_arrays, run_cli, tiny_trained_model, write_hdf5
-from dfplanner.checkpoint import checkpoint_paths
+from dfplanner.checkpoint import DIGEST_KEY, checkpoint_paths, record_digest
 from dfplanner.cli import main
 from dfplanner.errors import DfplannerError
 from dfplanner.pretrained import load_planner, shipped_checkpoint
@@ -54,6 +54,7 @@ def nan_weights(tmp_path):
     weights = load_file(tmp_path / "ckpt.safetensors")
     weights["head.2.bias"][0] = float("nan")
     save_file(weights, tmp_path / "ckpt.safetensors")
+    record_digest(path)  # the file is what it claims to be: the NaN check is what refuses it
     return path
 
 
@@ -61,6 +62,33 @@ def not_json(tmp_path):
     path = shipped_copy(tmp_path)
     path.write_text("{oops")
     return path
+
+
+def bit_flipped_weights(tmp_path):
+    """The shipped checkpoint with one bit of one weight flipped: still a valid safetensors file."""
+    path = shipped_copy(tmp_path)
+    content = bytearray((tmp_path / "ckpt.safetensors").read_bytes())
+    content[-100] ^= 0x10
+    (tmp_path / "ckpt.safetensors").write_bytes(bytes(content))
+    return path
+
+
+def config_file(tmp_path, text):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return path
+
+
+def train_config(tmp_path, text, *extra):
+    """`dfplan train` of the default umaze dataset (generated if the config passed) with a config file."""
+    return ["train", "--env", "maze2d-umaze", "--config", str(config_file(tmp_path, text)), "--out", str(tmp_path / "run"), *extra]
+
+
+def train_generating(tmp_path, data_dir):
+    """`dfplan train` that must generate the default dataset into `data_dir` ($DFPLANNER_DATA for this
+    test; conftest's isolated_data_dirs restores it afterwards)."""
+    os.environ["DFPLANNER_DATA"] = str(data_dir)
+    return ["train", "--env", "maze2d-umaze", "--out", str(tmp_path / "run")]
 
 
 def truncated(tmp_path):
@@ -131,6 +159,38 @@ CASES = {
                                  ["cannot create run folder {tmp}/a-file/run"]),
     "unknown Minari id": (lambda t: train("minari:nobody/nothing-v0", t),
                           ["minari:nobody/nothing-v0: not found locally", "never downloaded"]),
+    "checkpoint weights bit-flipped": (lambda t: evaluate(bit_flipped_weights(t)),
+                                       ["{tmp}/ckpt.safetensors: sha256 differs from the one recorded in ckpt.json"]),
+    "checkpoint folder without a model": (lambda t: evaluate(t), ["{tmp}: checkpoint not found (looked for {tmp}/model.json and {tmp}/model.safetensors)"]),
+    "unknown config key": (lambda t: train_config(t, "[training]\nstpes = 7\n"),
+                           ["{tmp}/bad.toml: unknown key in [training] 'stpes'; did you mean 'steps'?"]),
+    "unknown config section": (lambda t: train_config(t, "[trainig]\nsteps = 7\n"),
+                               ["{tmp}/bad.toml: unknown section 'trainig'; did you mean 'training'?"]),
+    "unknown planner key": (lambda t: train_config(t, "[planner]\nguidance_scal = 3\n"),
+                            ["{tmp}/bad.toml: [planner]", "guidance_scal", "did you mean 'guidance_scale'?"]),
+    "config value of the wrong type": (lambda t: train_config(t, '[training]\nlr = "fast"\n'),
+                                       ["{tmp}/bad.toml: [training] lr must be a number, got 'fast'"]),
+    "config value out of range": (lambda t: train_config(t, "[model]\nhidden = -4\n"),
+                                  ["{tmp}/bad.toml: [model] hidden must be >= 1, got -4"]),
+    "transformer key on a GRU": (lambda t: train_config(t, "[model]\nheads = 2\n"),
+                                 ["[model] heads is a transformer setting; this model's type is 'recurrent'"]),
+    "unusable device (eval)": (lambda t: evaluate(None, "--device", "mps"), ["--device mps is not usable on this machine"]),
+    "unusable device (train)": (lambda t: ["train", "--env", "maze2d-umaze", "--device", "mps"], ["--device mps is not usable on this machine"]),
+    "$DFPLANNER_DATA is a file": (lambda t: train_generating(t, a_file(t)), ["dataset folder {tmp}/a-file ($DFPLANNER_DATA) is a file, not a folder"]),
+    "$DFPLANNER_DATA not writable": (lambda t: train_generating(t, "/sys"), ["folder /sys is not writable"]),
+    "--json not writable, even for root": (lambda t: evaluate(None, "--json", "/sys/dfplan.json"),
+                                           ["cannot write /sys/dfplan.json: folder /sys is not writable"]),
+    "zero threads": (lambda t: ["train", "--env", "maze2d-umaze", "--threads", "0"], ["--threads must be positive, got 0"]),
+    "negative threads": (lambda t: ["train", "--env", "maze2d-umaze", "--threads", "-2"], ["--threads must be positive, got -2"]),
+    "oracle with a checkpoint": (lambda t: ["eval", "--policy", "oracle", "--checkpoint", str(UMAZE)],
+                                 ["--policy oracle does not use --checkpoint"]),
+    "random with planner flags": (lambda t: ["eval", "--policy", "random", "--guidance-scale", "3", "--device", "cpu"],
+                                  ["--policy random does not use --guidance-scale, --device"]),
+    "observations narrower than the env's": (
+        lambda t: ["train", "--env", "maze2d-large", "--dataset", str(bad_dataset(t, lambda a: a | {"observations": a["observations"][:, :3]})),
+                   "--out", str(t / "run")],
+        ["{tmp}/bad.hdf5: observations and actions have 3 and 2 columns; maze2d-large-v1 has 4 and 2"]),
+    "--resume without a run": (lambda t: ["train", "--out", str(t / "run"), "--resume"], ["{tmp}/run holds no run (no run.json)"]),
 }
 if not torch.cuda.is_available():
     CASES["--device cuda without a GPU"] = (lambda t: evaluate(None, "--device", "cuda"), ["--device cuda", "no CUDA GPU"])
@@ -194,8 +254,10 @@ def test_crafted_pickle_runs_no_code(case, crafted_pickle, tmp_path, capsys):
     command, name, message = PICKLE_CASES[case]
     path = tmp_path / name
     path.write_bytes(payload)
-    if name == "evil.safetensors":  # a valid description beside it, so that the weights file is what is read
-        shutil.copy(checkpoint_paths(UMAZE)[0], tmp_path / "evil.json")
+    if name == "evil.safetensors":  # a valid description (without digest) beside it: the weights file is what is read
+        description = json.loads(checkpoint_paths(UMAZE)[0].read_text())
+        del description[DIGEST_KEY]
+        (tmp_path / "evil.json").write_text(json.dumps(description))
     args = evaluate(path) if command == "eval" else train(path, tmp_path)
     assert main([str(a) for a in args]) == 2
     err = capsys.readouterr().err
@@ -213,3 +275,23 @@ def test_crafted_pickle_checkpoint_in_a_real_process(crafted_pickle, tmp_path):
     assert proc.stderr.splitlines() == [f"dfplan: error: {path}: not a dfplanner checkpoint (expected NAME.json with "
                                         "NAME.safetensors); pickle and torch.save files are never loaded"]
     assert not marker.exists()
+
+
+def test_a_missing_minari_id_creates_no_folders(tmp_path, monkeypatch, capsys):
+    """Minari's own lookup creates ~/.minari/datasets; a failed lookup must leave the user's home as it was."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MINARI_DATASETS_PATH")
+    (tmp_path / "home").mkdir()
+    assert main(train("minari:nobody/nothing-v0", tmp_path)) == 2
+    assert "not found locally" in capsys.readouterr().err
+    assert list((tmp_path / "home").iterdir()) == [] and not (tmp_path / "run").exists()
+
+
+def test_a_failed_training_leaves_no_run_folder(tmp_path, capsys):
+    """The planner settings fail at the first evaluation, before any checkpoint: nothing is left to resume."""
+    data = write_hdf5(tmp_path / "data.hdf5", d4rl_arrays(300))
+    config = config_file(tmp_path, "[tokens]\nframe_stack = 2\nwindow = 4\n[model]\nhidden = 8\n[planner]\nreplan_every = 3\n")
+    args = train(data, tmp_path, "--config", str(config), "--steps", "4", "--save-every", "4", "--eval-every", "1", "--eval-episodes", "1")
+    assert main(args) == 2
+    assert "replan_every (3) must be a multiple" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

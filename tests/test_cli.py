@@ -1,9 +1,12 @@
 import json
+from pathlib import Path
 
 import pytest
 
 from conftest import run_cli
 from dfplanner.cli import main
+
+ROOT = Path(__file__).parents[1]
 
 
 def test_eval_writes_json_and_prints_a_table(tmp_path, capsys):
@@ -31,3 +34,41 @@ def test_data_generate_subprocess(tmp_path):
     proc = run_cli("data", "generate", "--env", "maze2d-umaze", "--steps", "300", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and str(out) in proc.stdout
+
+
+def test_version_and_defaults_in_help(capsys):
+    import pytest
+
+    import dfplanner
+    from dfplanner.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"dfplan {dfplanner.__version__}"
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["eval"].format_help().split())
+    assert "(default: 20)" in help_text and "(default: maze2d-large)" in help_text and "(default: None)" not in help_text
+
+
+def test_eval_video_records_the_first_environment(tmp_path):
+    import imageio.v3 as iio
+
+    folder = tmp_path / "video"
+    assert main(["eval", "--env", "maze2d-umaze", "--policy", "oracle", "--episodes", "2", "--batch-size", "1", "--video", str(folder)]) == 0
+    videos = sorted(p.name for p in folder.iterdir())
+    assert videos == ["maze2d-umaze-v1-episode-0.mp4", "maze2d-umaze-v1-episode-1.mp4"]
+    frames = iio.imread(folder / videos[0])
+    assert frames.ndim == 4 and frames.shape[0] > 250  # one frame per step of a 300-step episode
+
+
+def test_config_reference_is_generated_from_the_schema():
+    from dfplanner.config import reference
+
+    assert (ROOT / "docs" / "config.md").read_text() == reference()
+
+
+def test_project_files_users_expect():
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    citation = (ROOT / "CITATION.cff").read_text()
+    assert "Diffusion Forcing: Next-token Prediction Meets Full-Sequence Diffusion" in citation and "2407.01392" in citation
+    assert "## 0.1.0" in (ROOT / "CHANGELOG.md").read_text()
+    assert (ROOT / "dfplanner" / "py.typed").exists() and "py.typed" in (ROOT / "setup.cfg").read_text()

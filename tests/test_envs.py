@@ -144,3 +144,22 @@ def test_dynamics_match_gymnasium_robotics(gymnasium_robotics):
             wall_steps += env.data.ncon > 1  # the particle always touches the ground plane
         assert error < 1e-9
         assert wall_steps > 20  # the comparison covered wall contacts
+
+
+def test_rgb_array_frames_show_walls_target_and_particle():
+    from dfplanner.envs.maze2d import COLORS, PIXELS_PER_CELL
+
+    env = gym.make("maze2d-umaze-v1", render_mode="rgb_array")
+    env.reset(seed=0, options={"start": [3.0, 1.0], "target": [1.0, 3.0]})
+    frame = env.render()
+    walls = MAZES["maze2d-umaze-v1"].walls
+    assert frame.shape == (walls.shape[0] * PIXELS_PER_CELL, walls.shape[1] * PIXELS_PER_CELL, 3) and frame.dtype == np.uint8
+    colors = {name: (frame == color).all(-1) for name, color in COLORS.items()}
+    assert colors["wall"].mean() == pytest.approx(walls.mean(), abs=0.02)
+    particle_rows, particle_cols = np.nonzero(colors["particle"])
+    assert pos_to_cell(np.array([3.0, 1.0])).tolist() == [particle_rows.mean() // PIXELS_PER_CELL, particle_cols.mean() // PIXELS_PER_CELL]
+    target_rows, target_cols = np.nonzero(colors["target"])
+    assert pos_to_cell(np.array([1.0, 3.0])).tolist() == [target_rows.mean() // PIXELS_PER_CELL, target_cols.mean() // PIXELS_PER_CELL]
+    assert Maze2dEnv("maze2d-umaze").render() is None
+    with pytest.raises(DfplannerError, match="render_mode 'human' is not supported"):
+        Maze2dEnv("maze2d-umaze", render_mode="human")

@@ -117,3 +117,18 @@ def test_shipped_umaze_policy_reaches_the_goal_in_a_gymnasium_loop():
         obs, reward, *_ = env.step(policy(obs))
         rewards.append(reward)
     assert sum(rewards) > 0
+
+
+def test_reset_without_arguments_starts_a_new_episode_at_the_next_call(umaze_policy):
+    """The usual agent API: reset() between episodes, the next observation starts the new one."""
+    obs = np.array([3.0, 1.0, 0.0, 0.0], np.float32)
+    umaze_policy.reset(obs, goal=[3.0, 3.0])
+    for _ in range(12):
+        umaze_policy(obs)
+    umaze_policy.reset()
+    umaze_policy(obs)
+    assert umaze_policy.planner.history.episode_step.tolist() == [1]  # a fresh episode, one action in
+    assert umaze_policy.planner.goal.tolist() == [MAZES["maze2d-umaze-v1"].goal.tolist()]
+    umaze_policy.reset(goal=[1.0, 3.0])
+    umaze_policy(obs)
+    assert umaze_policy.planner.goal.tolist() == [[1.0, 3.0]] and umaze_policy.plan.start_step == 0

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import dfplanner.checkpoint
-from conftest import d4rl_arrays, tiny_trained_model, write_hdf5
+from conftest import d4rl_arrays, run_cli, tiny_trained_model, write_hdf5
 from dfplanner.checkpoint import load_trained_model, read_tensors
 from dfplanner.cli import main
 from dfplanner.envs.maze2d import Maze2dEnv
@@ -98,7 +98,7 @@ def test_sigkilled_training_resumes_exactly(reference, tmp_path):
     assert process.returncode == -signal.SIGKILL  # killed mid-run, not finished
     killed_at = saved_step(run)
     assert 4 * SAVE_EVERY <= killed_at < TOTAL_STEPS
-    resumed = subprocess.run([sys.executable, "-m", "dfplanner.cli", *args(run), "--resume"], capture_output=True, text=True, timeout=120)
+    resumed = run_cli("train", "--out", str(run), "--resume")  # the run folder knows the rest
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {run} at step {killed_at}" in resumed.stdout
     assert_same_run(run, reference_run)
@@ -116,8 +116,25 @@ def test_ctrl_c_saves_the_current_step_and_exits_cleanly(reference, tmp_path):
     step = saved_step(run)
     assert 0 < step < TOTAL_STEPS and f"stopped at step {step}, step {step} saved" in out
     assert load_trained_model(run / "model").metadata["training_steps"] == step
-    assert main([*args(run), "--resume"]) == 0
+    hint = out.split("resume with: ")[1].splitlines()[0]
+    assert hint == f"dfplan train --out {run} --resume"
+    assert main(hint.split()[1:]) == 0  # the printed command, as printed
     assert_same_run(run, reference_run)
+
+
+def test_two_identical_runs_give_identical_weights(tmp_path):
+    """The README's guarantee: same data, config, seed and thread count give the same weights, bit for
+    bit. Sized like the shipped GRU (256 units, batch 128) on 2 threads, in two processes: there
+    torch's default CPU kernels differed from run to run in the last bits."""
+    data, config = write_hdf5(tmp_path / "data.hdf5", d4rl_arrays(3000)), tmp_path / "gru.toml"
+    config.write_text("[tokens]\nframe_stack = 5\nwindow = 6\n[training]\nwarmup = 2\n")
+    weights = []
+    for name in ("first", "second"):
+        done = run_cli("train", "--env", "maze2d-umaze", "--dataset", str(data), "--config", str(config),
+                       "--out", str(tmp_path / name), "--steps", "5", "--threads", "2")
+        assert done.returncode == 0, done.stderr
+        weights.append((tmp_path / name / "model.safetensors").read_bytes())
+    assert weights[0] == weights[1]
 
 
 @pytest.mark.parametrize("failure, raised", [(OSError(28, "No space left on device"), DfplannerError), (KeyboardInterrupt(), KeyboardInterrupt)])

@@ -32,16 +32,43 @@ def test_tensorboard_gets_losses_scores_plan_and_denoising_pictures(tiny_run):
     assert {"eval/plans", "eval/denoising"} <= set(events.Tags()["images"])
 
 
-def test_resume_continues_where_it_stopped(tiny_run, capsys):
+def test_resume_takes_everything_from_the_run_and_refuses_contradicting_flags(tiny_run, tmp_path, capsys):
     folder, args = tiny_run
-    state = json.loads((folder / "run" / "train_state.json").read_text())
+    run = folder / "run"
+    state = json.loads((run / "train_state.json").read_text())
     assert state["step"] == 20
     assert main([*args, "--steps", "30"]) == 2  # refuses to overwrite a run
     assert "--resume" in capsys.readouterr().err
-    assert main([*args, "--steps", "30", "--resume"]) == 0
-    assert "resuming" in capsys.readouterr().out
-    model = load_trained_model(folder / "run" / "model")
+    assert main(["train", "--out", str(run), "--resume", "--steps", "10"]) == 2
+    assert f"--steps 10 contradicts the run in {run}, which has steps 20" in capsys.readouterr().err
+    assert main(["train", "--out", str(run), "--resume", "--env", "maze2d-large"]) == 2
+    assert "--env maze2d-large-v1 contradicts the run" in capsys.readouterr().err
+    other = tmp_path / "other.toml"
+    other.write_text("[training]\nlr = 0.5\n")
+    assert main(["train", "--out", str(run), "--resume", "--config", str(other)]) == 2
+    assert "it sets [training] lr = 0.5" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0  # flags that agree with the run are fine
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming {run} at step 20 of 20" in out and f"tensorboard --logdir {run / 'tensorboard'}" in out
+    assert main(["train", "--out", str(run), "--resume", "--steps", "30"]) == 0  # a larger --steps extends the run
+    model = load_trained_model(run)  # a run folder is a checkpoint: its model.*
     assert model.metadata["training_steps"] == 30 and model.metadata["env_id"] == "maze2d-umaze-v1"
+    assert json.loads((run / "run.json").read_text())["config"]["training"]["steps"] == 30
+
+
+def test_config_show_prints_what_train_uses(tiny_run, capsys):
+    import tomllib
+
+    from dfplanner.config import load_config
+
+    folder, _ = tiny_run
+    assert main(["config", "show", "--env", "maze2d-umaze", "--config", str(folder / "tiny.toml")]) == 0
+    shown = tomllib.loads(capsys.readouterr().out)
+    assert shown == load_config("maze2d-umaze", folder / "tiny.toml") and shown["model"]["hidden"] == 32
+    assert main(["config", "show", "--run", str(folder / "run")]) == 0
+    recorded = tomllib.loads(capsys.readouterr().out)
+    assert recorded == json.loads((folder / "run" / "run.json").read_text())["config"] and recorded["training"]["save_every"] == 10
 
 
 def test_eval_with_the_trained_checkpoint(tiny_run, tmp_path):

@@ -1,0 +1,45 @@
+"""`dfplan eval --video DIR`: the episodes of the first environment of the batch, recorded by gymnasium's
+`RecordVideo` (one MP4 per episode) from Maze2dEnv's top-down ``rgb_array`` frames. Needs moviepy
+(the ``[video]`` extra)."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+
+from dfplanner.atomic import check_writable
+from dfplanner.envs.maze2d import Maze2dEnv
+from dfplanner.errors import DfplannerError
+from dfplanner.evaluation import EvalTask
+
+
+def recording(task: EvalTask, folder: str | Path) -> EvalTask:
+    """`task` whose first environment records its episodes into `folder`, checked before any episode runs."""
+    if not task.d4rl_scores:
+        raise DfplannerError(f"--video records maze2d envs; {task.name} renders no frames")
+    try:
+        import moviepy  # noqa: F401  (RecordVideo's encoder)
+    except ImportError:
+        raise DfplannerError("--video needs moviepy: pip install -e \".[video]\"") from None
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DfplannerError(f"cannot create video folder {folder}: {error.strerror}") from None
+    check_writable(folder / f"{task.name}-episode-0.mp4")
+    recorders: list[gym.Env] = []
+
+    def make_env() -> gym.Env:
+        if recorders:
+            return task.make_env()
+        env = Maze2dEnv(task.maze.name, multi_goal=task.multi_goal, render_mode="rgb_array")
+        with warnings.catch_warnings():  # that the folder exists: it was made above, on purpose
+            warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
+            recorders.append(gym.wrappers.RecordVideo(env, str(folder), episode_trigger=lambda _: True,
+                                                      name_prefix=task.name, disable_logger=True))
+        return recorders[0]
+
+    return dataclasses.replace(task, make_env=make_env)
