@@ -8,6 +8,8 @@ Sources (``load_dataset(source)``):
   dataset folder: ours (Box observations in D4RL's frame) or gymnasium-robotics PointMaze data such as
   ``D4RL/pointmaze/large-v2`` (dict observations observation/achieved_goal/desired_goal).
 - ``d4rl:ENV_NAME`` through ``d4rl.get_dataset``, only when the ``d4rl`` package imports.
+- an OGBench npz file (``*.npz``) or ``ogbench:NAME`` (NAME.npz in $OGBENCH_DATA or ~/.ogbench/data, never
+  downloaded), e.g. ``ogbench:pointmaze-giant-navigate-v0``: see ``dfplanner.ogbench_data``.
 - a maze name such as ``maze2d-large``: the default file ``dfplan data generate`` writes for it.
 
 Choices:
@@ -43,7 +45,7 @@ ACTION_TOLERANCE = 1e-6  # float32 round-off allowed beyond [-1, 1]
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 OPTIONAL_KEYS = ("timeouts", "infos/goal")
 D4RL_NAME = re.compile(r"(maze2d-(?:umaze|medium|large))")
-MINARI_PREFIX, D4RL_PREFIX = "minari:", "d4rl:"
+MINARI_PREFIX, D4RL_PREFIX, OGBENCH_PREFIX = "minari:", "d4rl:", "ogbench:"
 
 
 @dataclass
@@ -70,6 +72,10 @@ class OfflineDataset:
 def load_dataset(source: str | Path) -> OfflineDataset:
     """Read and validate `source` (see the module docstring for what it may be)."""
     text = str(source)
+    if text.startswith(OGBENCH_PREFIX) or text.endswith(".npz"):
+        from dfplanner.ogbench_data import load_ogbench
+
+        return load_ogbench(text)
     if text.startswith(MINARI_PREFIX):
         return _load_minari_id(text[len(MINARI_PREFIX) :])
     if text.startswith(D4RL_PREFIX):

@@ -4,6 +4,10 @@ Every episode lasts the full D4RL length (300 / 600 / 800 steps, no termination)
 (seed, episode index) alone, so the episodes (starts, targets) do not depend on the batch size.
 Scores are D4RL-normalized with the single-task reference numbers, also in the multi-goal setting.
 
+OGBench PointMaze (``pointmaze-{medium,large,giant}[-{navigate,stitch}]-v0``, see ``dfplanner.envs.ogbench``)
+runs OGBench's protocol: its env (terminates at the goal, 1,000 steps), episode i on evaluation task
+i mod 5 + 1 (or on the one ``task``), success = ``info["success"]``, and a per-task success rate.
+
 The same loop runs the envs recovered from a Minari PointMaze dataset (``minari:ID``, see
 ``dfplanner.pointmaze``): their own episode length and goal (``desired_goal``, drawn at every reset),
 an episode ends early if its env terminates, and returns are reported raw (no D4RL normalization).
@@ -20,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from dfplanner.envs import ogbench
 from dfplanner.envs.layouts import MAZES, MazeSpec, resolve_env_id
 from dfplanner.envs.maze2d import Maze2dEnv
 from dfplanner.envs.oracle import WaypointExpert
@@ -77,18 +82,25 @@ MINARI_PREFIX = "minari:"
 @dataclass(frozen=True)
 class EvalTask:
     """What `evaluate` runs: `steps`-step episodes in envs from `make_env`, which speak Maze2dEnv's
-    interface (flat observations in D4RL's frame of `maze`, ``info["target"]``, ``info["success"]``)."""
+    interface (flat observations, in D4RL's frame when there is a `maze`, ``info["target"]``, ``info["success"]``)."""
 
     name: str
-    maze: MazeSpec  # the oracle's maze, the checkpoint's env id and the plotted layout
+    maze: MazeSpec | None  # the oracle's maze, the checkpoint's env id and the plotted layout; None: not a D4RL maze
     make_env: Callable[[], gym.Env]
     steps: int
     multi_goal: bool
     d4rl_scores: bool  # D4RL-normalized scores apply (maze2d's own envs only)
+    reset_options: Callable[[int], dict] | None = None  # episode index -> its reset options (OGBench: its task)
+    oracle: Callable[[], Policy] | None = None  # the env family's own oracle policy, when it is not maze2d's
 
 
-def eval_task(env: str, multi_goal: bool = False) -> EvalTask:
-    """A maze2d name / id (D4RL's protocol) or ``minari:ID`` (the envs its PointMaze dataset recovers)."""
+def eval_task(env: str, multi_goal: bool = False, task: int | None = None) -> EvalTask:
+    """A maze2d name / id (D4RL's protocol), an OGBench PointMaze name (OGBench's protocol; `task`: one of
+    its 5 tasks) or ``minari:ID`` (the envs its PointMaze dataset recovers)."""
+    if ogbench.is_pointmaze(env):
+        return _ogbench_task(env, multi_goal, task)
+    if task is not None:
+        raise DfplannerError(f"--task K picks one of OGBench's evaluation tasks; {env} has none")
     if env.startswith(MINARI_PREFIX):
         from dfplanner.pointmaze import recovered_envs
 
@@ -99,6 +111,22 @@ def eval_task(env: str, multi_goal: bool = False) -> EvalTask:
     maze = MAZES[resolve_env_id(env)]
     return EvalTask(maze.env_id, maze, lambda: Maze2dEnv(maze.name, multi_goal=multi_goal), maze.max_episode_steps,
                     multi_goal=multi_goal, d4rl_scores=True)
+
+
+def _ogbench_task(env: str, multi_goal: bool, task: int | None) -> EvalTask:
+    """OGBench's protocol: episode i runs task i mod 5 + 1 (or `task`), in OGBench's own env and length."""
+    if multi_goal:
+        raise DfplannerError(f"{env}: --multi-goal is for maze2d; OGBench evaluates its 5 fixed tasks (--task K for one)")
+    env_id, tasks = ogbench.eval_env_id(env), ogbench.task_ids(task)
+    return EvalTask(env, None, lambda: ogbench.make_eval_env(env_id), ogbench.episode_steps(env_id), multi_goal=True,
+                    d4rl_scores=False, reset_options=lambda i: {"task_id": tasks[i % len(tasks)]},
+                    oracle=lambda: ogbench.OraclePolicy(env_id))
+
+
+def per_task_success(task_ids: list[int], success: np.ndarray) -> dict[str, dict[str, float]]:
+    """Success rate and episode count of each task id."""
+    ids = np.asarray(task_ids)
+    return {str(k): {"episodes": int((ids == k).sum()), "success_rate": float(success[ids == k].mean())} for k in sorted(set(task_ids))}
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -148,6 +176,7 @@ def evaluate(
     if seed < 0:
         raise DfplannerError(f"seed must be non-negative, got {seed}")
     steps = task.steps
+    options = task.reset_options or (lambda i: None)
     envs = [task.make_env() for _ in range(min(batch_size, episodes))]
     returns = np.zeros(episodes)
     first_reach = np.full(episodes, steps)
@@ -161,7 +190,7 @@ def evaluate(
         for begin in range(0, episodes, batch_size):
             index = np.arange(begin, min(begin + batch_size, episodes))
             batch = envs[: len(index)]
-            resets = [env.reset(seed=episode_seed(seed, i)) for env, i in zip(batch, index)]
+            resets = [env.reset(seed=episode_seed(seed, i), options=options(i)) for env, i in zip(batch, index)]
             observations = np.stack([obs for obs, _ in resets])
             targets[index] = [info["target"] for _, info in resets]
             running = np.ones(len(batch), dtype=bool)  # False once an env has terminated
@@ -215,10 +244,13 @@ def evaluate(
                 "first_reach": int(first_reach[i]),
                 "start": starts[i].tolist(),
                 "target": targets[i].tolist(),
+                **(options(i) or {}),
             }
             for i in range(episodes)
         ],
     }
+    if task.reset_options is not None:
+        result["per_task"] = per_task_success([options(i)["task_id"] for i in range(episodes)], success)
     if xy is not None:
         result["trajectories"] = xy
     return result
