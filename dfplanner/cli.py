@@ -26,7 +26,7 @@ DEFAULT_DEVICE = "auto"
 def _oracle(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.evaluation import OraclePolicy
 
-    return OraclePolicy(task.maze.env_id)
+    return task.oracle() if task.oracle is not None else OraclePolicy(task.maze.env_id)
 
 
 def _random(args: argparse.Namespace, task: EvalTask) -> Policy:
@@ -38,9 +38,12 @@ def _random(args: argparse.Namespace, task: EvalTask) -> Policy:
 def _planner(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.pretrained import load_planner, shipped_checkpoint
 
-    checkpoint = args.checkpoint or shipped_checkpoint(task.maze.env_id)
+    if task.maze is None and args.checkpoint is None:
+        raise DfplannerError(f"no planner checkpoint is shipped for {task.name} yet; pass --checkpoint, or use --policy oracle or random")
+    env_id = task.maze.env_id if task.maze is not None else task.name
+    checkpoint = args.checkpoint or shipped_checkpoint(env_id)
     overrides = {name: getattr(args, name) for name in planner_flags()}
-    return load_planner(checkpoint, task.maze.env_id, task.obs_dim, device=args.device, seed=args.seed, preset=args.preset,
+    return load_planner(checkpoint, env_id, task.obs_dim, device=args.device, seed=args.seed, preset=args.preset,
                         episode_steps=task.steps, **overrides)
 
 
@@ -53,13 +56,29 @@ POLICIES: dict[str, Callable[[argparse.Namespace, "EvalTask"], "Policy"]] = {
 
 
 def cmd_data_generate(args: argparse.Namespace) -> None:
+    from dfplanner.envs.ogbench import is_pointmaze
     from dfplanner.generate import generate
 
+    if is_pointmaze(args.env):
+        return _generate_ogbench(args)
+    if args.episodes is not None:
+        raise DfplannerError("--episodes is for OGBench datasets; maze2d datasets take --steps")
     info = generate(args.env, steps=args.steps, seed=args.seed, out=args.out, minari_id=args.minari)
     print(f"wrote {info['path']}: {info['steps']} steps, {info['targets']} targets reached or timed out, "
           f"seed {info['seed']}, {info['seconds']:.1f} s")
     if info["minari_id"]:
         print(f"wrote Minari dataset {info['minari_id']}")
+
+
+def _generate_ogbench(args: argparse.Namespace) -> None:
+    """`dfplan data generate --env pointmaze-...`: OGBench's recipe and npz files (dfplanner.ogbench_generate)."""
+    from dfplanner.ogbench_generate import generate
+
+    if args.steps is not None or args.minari is not None:
+        raise DfplannerError(f"--steps and --minari are for maze2d; {args.env} takes --episodes")
+    info = generate(args.env, episodes=args.episodes, seed=args.seed, out=args.out)
+    print(f"wrote {info['path']} ({info['episodes']} episodes, {info['steps']} steps) and {info['val_path']} "
+          f"({info['val_episodes']} episodes), seed {info['seed']}, {info['seconds']:.1f} s")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -72,7 +91,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
     for path in (args.json, args.plot):
         if path:
             check_writable(path)  # before the run, not after it
-    task = eval_task(args.env, args.multi_goal)
+    task = eval_task(args.env, args.multi_goal, args.task)
+    if args.plot and task.maze is None:
+        raise DfplannerError(f"--plot draws maze2d layouts; {task.name} is not one")
     if args.video:
         from dfplanner.video import recording
 
@@ -306,6 +327,8 @@ def format_summary(result: dict) -> str:
         ("normalized score", score),
         ("return", f"{result['return_mean']:.1f} +- {result['return_std']:.1f} (std)"),
         ("success rate", f"{result['success_rate']:.2f}"),
+        *([("per task", ", ".join(f"{k}: {v['success_rate']:.2f}" for k, v in result["per_task"].items()))]
+          if "per_task" in result else []),
         ("first reach", f"{result['first_reach_mean']:.1f} steps"),
         ("decisions/s", f"{result['decisions_per_second']:.0f}"),
         ("wall time", f"{result['wall_time_s']:.1f} s"),
@@ -339,16 +362,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="offline datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
-    generate = data_commands.add_parser("generate", help="generate a maze2d dataset with D4RL's recipe")
-    generate.add_argument("--env", required=True, help="maze2d-umaze, maze2d-medium or maze2d-large")
-    generate.add_argument("--steps", type=int, default=None, help="default: D4RL's size (1M / 2M / 4M)")
+    generate = data_commands.add_parser("generate", help="generate a maze2d (D4RL's recipe) or OGBench PointMaze dataset")
+    generate.add_argument("--env", required=True, help="maze2d-umaze, maze2d-medium, maze2d-large, or pointmaze-{medium,large,giant}-{navigate,stitch}-v0")
+    generate.add_argument("--steps", type=int, default=None, help="maze2d; default: D4RL's size (1M / 2M / 4M)")
+    generate.add_argument("--episodes", type=int, default=None, help="OGBench; default: its recipe (navigate 1000, giant 500, stitch 5000)")
     generate.add_argument("--seed", type=int, default=0, help="seeds the expert's starts, targets and action noise")
-    generate.add_argument("--out", default=None, help="hdf5 path; default: in $DFPLANNER_DATA or ~/.cache/dfplanner")
+    generate.add_argument("--out", default=None, help="hdf5 path (maze2d; default: in $DFPLANNER_DATA or ~/.cache/dfplanner) "
+                          "or npz path (OGBench; default: in $OGBENCH_DATA or ~/.ogbench/data)")
     generate.add_argument("--minari", default=None, metavar="ID", help="also write a Minari dataset with this id")
     generate.set_defaults(func=cmd_data_generate)
 
     evaluate = commands.add_parser("eval", help="evaluate a policy on D4RL's maze2d protocol")
-    evaluate.add_argument("--env", default=DEFAULT_EVAL_ENV, help="a maze2d env, or minari:ID: the env its PointMaze dataset recovers")
+    evaluate.add_argument("--env", default=DEFAULT_EVAL_ENV, help="a maze2d env, an OGBench pointmaze-{medium,large,giant}-{navigate,stitch}-v0 "
+                          "(OGBench's protocol), or minari:ID: the env its PointMaze dataset recovers")
+    evaluate.add_argument("--task", type=int, default=None, metavar="K", help="OGBench: only evaluation task K (1..5); default: all 5 in turn")
     evaluate.add_argument("--policy", choices=sorted(POLICIES), default=DEFAULT_POLICY,
                           help="the Diffusion Forcing planner, the scripted shortest-path oracle or uniform random actions")
     evaluate.add_argument("--episodes", type=int, default=20, help="episodes to run")

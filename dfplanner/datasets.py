@@ -8,6 +8,8 @@ Sources (``load_dataset(source)``):
   dataset folder: ours (Box observations in D4RL's frame) or gymnasium-robotics PointMaze data such as
   ``D4RL/pointmaze/large-v2`` (dict observations observation/achieved_goal/desired_goal).
 - ``d4rl:ENV_NAME`` through ``d4rl.get_dataset``, only when the ``d4rl`` package imports.
+- an OGBench npz file (``*.npz``) or ``ogbench:NAME`` (NAME.npz in $OGBENCH_DATA or ~/.ogbench/data, never
+  downloaded), e.g. ``ogbench:pointmaze-giant-navigate-v0``: see ``dfplanner.ogbench_data``.
 - a maze name such as ``maze2d-large``: the default file ``dfplan data generate`` writes for it.
 
 Choices:
@@ -31,46 +33,27 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dfplanner.envs.layouts import MAZES, resolve_env_id
 from dfplanner.errors import DfplannerError
+from dfplanner.offline import OfflineDataset, check_shape, validated
+from dfplanner.ogbench_data import PREFIX as OGBENCH_PREFIX, load_ogbench
 from dfplanner.envs.pointmaze import PointMazeFrame, pointmaze_maze
 
-ACTION_TOLERANCE = 1e-6  # float32 round-off allowed beyond [-1, 1]
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 OPTIONAL_KEYS = ("timeouts", "infos/goal")
 D4RL_NAME = re.compile(r"(maze2d-(?:umaze|medium|large))")
 MINARI_PREFIX, D4RL_PREFIX = "minari:", "d4rl:"
 
 
-@dataclass
-class OfflineDataset:
-    """Transitions in time order; episode e is rows episode_ends[e-1]:episode_ends[e]."""
-
-    observations: np.ndarray  # (N, obs_dim) float32
-    actions: np.ndarray  # (N, act_dim) float32, in [-1, 1]
-    rewards: np.ndarray  # (N,) float32
-    episode_ends: np.ndarray  # (E,) int64, sorted, one past each episode's last step; the last is N
-    goals: np.ndarray | None = None  # (N, 2) float32 target of each step, when the source records it
-    source: str = ""
-    env_id: str = ""  # e.g. "maze2d-large-v1"; "" when the source does not say
-    continuous: bool = True  # each episode starts where the previous one ended (see the module docstring)
-
-    def __len__(self) -> int:
-        return len(self.observations)
-
-    @property
-    def num_episodes(self) -> int:
-        return len(self.episode_ends)
-
-
 def load_dataset(source: str | Path) -> OfflineDataset:
     """Read and validate `source` (see the module docstring for what it may be)."""
     text = str(source)
+    if text.startswith(OGBENCH_PREFIX) or text.endswith(".npz"):
+        return load_ogbench(text)
     if text.startswith(MINARI_PREFIX):
         return _load_minari_id(text[len(MINARI_PREFIX) :])
     if text.startswith(D4RL_PREFIX):
@@ -131,16 +114,16 @@ def _from_d4rl_arrays(arrays: Mapping[str, np.ndarray], where: str, env_id: str)
         if key not in arrays:
             raise DfplannerError(f"{where}: missing key {key!r}")
     observations = np.asarray(arrays["observations"])
-    _check_shape(observations, (None, None), "observations", where)
+    check_shape(observations, (None, None), "observations", where)
     n = len(observations)
     flags = np.asarray(arrays["terminals"])
-    _check_shape(flags, (n,), "terminals", where)
+    check_shape(flags, (n,), "terminals", where)
     if "timeouts" in arrays:
         timeouts = np.asarray(arrays["timeouts"])
-        _check_shape(timeouts, (n,), "timeouts", where)
+        check_shape(timeouts, (n,), "timeouts", where)
         flags = flags.astype(bool) | timeouts.astype(bool)
     ends = np.flatnonzero(flags) + 1
-    return _validated(
+    return validated(
         observations=observations,
         actions=arrays["actions"],
         rewards=arrays["rewards"],
@@ -221,7 +204,7 @@ def _from_minari(dataset, where: str) -> OfflineDataset:
         env_id = env_spec.id if env_spec is not None and env_spec.id in MAZES else ""
     else:
         raise DfplannerError(f"{where}: unsupported observation space {space}")
-    return _validated(
+    return validated(
         observations=np.concatenate([episode[:-1] for episode in states]),
         actions=np.concatenate(actions),
         rewards=np.concatenate([ep.rewards for ep in episodes]),
@@ -230,49 +213,4 @@ def _from_minari(dataset, where: str) -> OfflineDataset:
         where=where,
         env_id=env_id,
         continuous=bool(np.allclose([e[0] for e in states[1:]], [e[-1] for e in states[:-1]], atol=1e-6)),
-    )
-
-
-def _check_shape(array: np.ndarray, shape: tuple[int | None, ...], key: str, where: str) -> None:
-    if array.ndim != len(shape) or any(want is not None and got != want for got, want in zip(array.shape, shape)):
-        wanted = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-        raise DfplannerError(f"{where}: key {key!r} has shape {array.shape}, expected {wanted}")
-
-
-def _validated(
-    observations, actions, rewards, episode_ends, goals, where: str, env_id: str, continuous: bool = True
-) -> OfflineDataset:
-    """Shapes, lengths, finiteness and the action range, each failure naming the source and key."""
-    observations, actions, rewards = (np.asarray(a) for a in (observations, actions, rewards))
-    n = len(observations)
-    if n == 0:
-        raise DfplannerError(f"{where}: key 'observations' is empty")
-    checks: dict[str, tuple[np.ndarray, tuple[int | None, ...]]] = {
-        "observations": (observations, (n, None)),
-        "actions": (actions, (n, None)),
-        "rewards": (rewards, (n,)),
-    }
-    if goals is not None:
-        checks["infos/goal"] = (np.asarray(goals), (n, 2))
-    for key, (array, shape) in checks.items():
-        if array.ndim == len(shape) and len(array) != n:
-            raise DfplannerError(f"{where}: key {key!r} has {len(array)} rows but 'observations' has {n}")
-        _check_shape(array, shape, key, where)
-        if not np.issubdtype(array.dtype, np.number):
-            raise DfplannerError(f"{where}: key {key!r} has non-numeric dtype {array.dtype}")
-        if not np.isfinite(array).all():
-            bad = int(np.flatnonzero(~np.isfinite(array).reshape(n, -1).all(axis=1))[0])
-            raise DfplannerError(f"{where}: key {key!r} has NaN or inf (first at row {bad})")
-    worst = float(np.abs(actions).max())
-    if worst > 1.0 + ACTION_TOLERANCE:
-        raise DfplannerError(f"{where}: key 'actions' has values outside [-1, 1] (max |a| = {worst:.6g})")
-    return OfflineDataset(
-        observations=observations.astype(np.float32),
-        actions=actions.astype(np.float32),
-        rewards=rewards.astype(np.float32),
-        episode_ends=np.asarray(episode_ends, dtype=np.int64),
-        goals=None if goals is None else np.asarray(goals, dtype=np.float32),
-        source=where,
-        env_id=env_id,
-        continuous=continuous,
     )

@@ -4,6 +4,10 @@ Every episode lasts the full D4RL length (300 / 600 / 800 steps, no termination)
 (seed, episode index) alone, so the episodes (starts, targets) do not depend on the batch size.
 Scores are D4RL-normalized with the single-task reference numbers, also in the multi-goal setting.
 
+OGBench PointMaze (``pointmaze-{medium,large,giant}[-{navigate,stitch}]-v0``, see ``dfplanner.envs.ogbench``)
+runs OGBench's protocol: its env (terminates at the goal, 1,000 steps), episode i on evaluation task
+i mod 5 + 1 (or on the one ``task``), success = ``info["success"]``, and a per-task success rate.
+
 The same loop runs the envs recovered from a Minari PointMaze dataset (``minari:ID``, see
 ``dfplanner.envs.pointmaze``): their own episode length and goal (``desired_goal``, drawn at every reset),
 an episode ends early if its env terminates, and returns are reported raw (no D4RL normalization).
@@ -21,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from dfplanner.envs import ogbench
 from dfplanner.envs.layouts import MAZES, MazeSpec, resolve_env_id
 from dfplanner.envs.maze2d import Maze2dEnv
 from dfplanner.envs.oracle import WaypointExpert
@@ -77,14 +82,16 @@ MINARI_PREFIX = "minari:"
 @dataclass(frozen=True)
 class EvalTask:
     """What `evaluate` runs: `steps`-step episodes in envs from `make_env`, which speak Maze2dEnv's
-    interface (flat observations in D4RL's frame of `maze`, ``info["target"]``, ``info["success"]``)."""
+    interface (flat observations, in D4RL's frame when there is a `maze`, ``info["target"]``, ``info["success"]``)."""
 
     name: str
-    maze: MazeSpec  # the oracle's maze, the checkpoint's env id and the plotted layout
+    maze: MazeSpec | None  # the oracle's maze, the checkpoint's env id and the plotted layout; None: not a D4RL maze
     make_env: Callable[[], gym.Env]
     steps: int
     multi_goal: bool
     d4rl_scores: bool  # D4RL-normalized scores apply (maze2d's own envs only)
+    reset_options: Callable[[int], dict] | None = None  # episode index -> its reset options (OGBench: its task)
+    oracle: Callable[[], Policy] | None = None  # the env family's own oracle policy, when it is not maze2d's
 
     @cached_property
     def spaces(self) -> tuple[gym.spaces.Box, gym.spaces.Box]:
@@ -98,8 +105,13 @@ class EvalTask:
         return self.spaces[0].shape[0]
 
 
-def eval_task(env: str, multi_goal: bool = False) -> EvalTask:
-    """A maze2d name / id (D4RL's protocol) or ``minari:ID`` (the envs its PointMaze dataset recovers)."""
+def eval_task(env: str, multi_goal: bool = False, task: int | None = None) -> EvalTask:
+    """A maze2d name / id (D4RL's protocol), an OGBench PointMaze name (OGBench's protocol; `task`: one of
+    its 5 tasks) or ``minari:ID`` (the envs its PointMaze dataset recovers)."""
+    if ogbench.is_pointmaze(env):
+        return _ogbench_task(env, multi_goal, task)
+    if task is not None:
+        raise DfplannerError(f"--task K picks one of OGBench's evaluation tasks; {env} has none")
     if env.startswith(MINARI_PREFIX):
         from dfplanner.datasets import open_minari
         from dfplanner.envs.pointmaze import recovered_envs
@@ -111,6 +123,22 @@ def eval_task(env: str, multi_goal: bool = False) -> EvalTask:
     maze = MAZES[resolve_env_id(env)]
     return EvalTask(maze.env_id, maze, lambda: Maze2dEnv(maze.name, multi_goal=multi_goal), maze.max_episode_steps,
                     multi_goal=multi_goal, d4rl_scores=True)
+
+
+def _ogbench_task(env: str, multi_goal: bool, task: int | None) -> EvalTask:
+    """OGBench's protocol: episode i runs task i mod 5 + 1 (or `task`), in OGBench's own env and length."""
+    if multi_goal:
+        raise DfplannerError(f"{env}: --multi-goal is for maze2d; OGBench evaluates its 5 fixed tasks (--task K for one)")
+    env_id, tasks = ogbench.eval_env_id(env), ogbench.task_ids(task)
+    return EvalTask(env, None, lambda: ogbench.make_eval_env(env_id), ogbench.episode_steps(env_id), multi_goal=True,
+                    d4rl_scores=False, reset_options=lambda i: {"task_id": tasks[i % len(tasks)]},
+                    oracle=lambda: ogbench.OraclePolicy(env_id))
+
+
+def per_task_success(task_ids: list[int], success: np.ndarray) -> dict[str, dict[str, float]]:
+    """Success rate and episode count of each task id."""
+    ids = np.asarray(task_ids)
+    return {str(k): {"episodes": int((ids == k).sum()), "success_rate": float(success[ids == k].mean())} for k in sorted(set(task_ids))}
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -136,6 +164,11 @@ def _stats(values: np.ndarray) -> tuple[float, float, float]:
     return float(values.mean()), std, sem
 
 
+def _options(task: EvalTask, episode: int) -> dict | None:
+    """The reset options of an episode (OGBench: its evaluation task)."""
+    return task.reset_options(episode) if task.reset_options is not None else None
+
+
 class _Tally:
     """Per-episode outcomes of a run, filled batch by batch."""
 
@@ -150,7 +183,7 @@ class _Tally:
 
 def _run_batch(task: EvalTask, policy: Policy, envs: list[gym.Env], index: np.ndarray, seed: int, tally: _Tally, bar) -> float:
     """Run the episodes `index` in lockstep, one env each; returns the time spent inside the policy."""
-    resets = [env.reset(seed=episode_seed(seed, i)) for env, i in zip(envs, index)]
+    resets = [env.reset(seed=episode_seed(seed, i), options=_options(task, i)) for env, i in zip(envs, index)]
     observations = np.stack([obs for obs, _ in resets])
     tally.targets[index] = [info["target"] for _, info in resets]
     tally.starts[index] = observations[:, :2]
@@ -218,7 +251,7 @@ def _summary(task: EvalTask, policy: Policy, tally: _Tally, seed: int, batch_siz
     scores = np.array([task.maze.get_normalized_score(r) for r in tally.returns]) if task.d4rl_scores else None
     return_mean, return_std, _ = _stats(tally.returns)
     score_mean, score_std, score_sem = (None, None, None) if scores is None else _stats(scores)
-    return {
+    result: dict[str, Any] = {
         "env": task.name,
         "policy": policy.name,
         "episodes": episodes,
@@ -244,10 +277,14 @@ def _summary(task: EvalTask, policy: Policy, tally: _Tally, seed: int, batch_siz
                 "first_reach": int(tally.first_reach[i]),
                 "start": tally.starts[i].tolist(),
                 "target": tally.targets[i].tolist(),
+                **(_options(task, i) or {}),
             }
             for i in range(episodes)
         ],
     }
+    if task.reset_options is not None:
+        result["per_task"] = per_task_success([_options(task, i)["task_id"] for i in range(episodes)], tally.success)
+    return result
 
 
 def training_evaluation(env_id: str, episodes: int, device: str) -> Callable:

@@ -1,7 +1,9 @@
-"""D4RL maze2d environments, registered with gymnasium as maze2d-{umaze,medium,large}-v1 on import."""
+"""Env-family adapters: D4RL maze2d (registered with gymnasium as maze2d-{umaze,medium,large}-v1 on
+import), gymnasium-robotics PointMaze in D4RL's frame (`pointmaze`) and OGBench PointMaze (`ogbench`)."""
 
 import gymnasium
 
+from dfplanner.envs import ogbench
 from dfplanner.envs.layouts import (
     MAZES, POSITION_DIMS, VELOCITY_DIMS, MazeSpec, cell_to_pos, get_normalized_score, maze_spec, pos_to_cell, resolve_env_id,
 )
@@ -22,6 +24,9 @@ def planner_facts(env_id: str | None) -> dict:
     and the velocity), by env id; {} for an env no adapter here knows."""
     if env_id in MAZES:
         return {"position_dims": POSITION_DIMS, "velocity_dims": VELOCITY_DIMS}
+    if env_id is not None and ogbench.is_pointmaze(env_id):
+        # observation = position; the PD gain that reaches the planned position in one step
+        return {"position_dims": (0, 1), "velocity_dims": (), "pd_gains": (1.0 / ogbench.STEP_PER_ACTION, 0.0)}
     return {}
 
 

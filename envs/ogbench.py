@@ -1,0 +1,211 @@
+"""OGBench PointMaze (Park et al., ICLR 2025): its envs, evaluation tasks, data recipe and oracle.
+
+The envs are OGBench's own (``pointmaze-{medium,large,giant}-v0`` from the ``ogbench`` package), never
+re-implemented here. The point is kinematic: observation = qpos (x, y), action in [-1, 1]^2, each step
+adds 0.2 * action to qpos. Cells are 4 units wide; cell (i, j) is centred at (4 j - 4, 4 i - 4).
+
+- Evaluation (``make_eval_env``): OGBench's default env (terminate at goal, 1,000 steps), its 5 tasks
+  (``reset(options={"task_id": k})``, k = 1..5, start and goal noisy), success = ``info["success"]``.
+  OGBench draws that noise from the global ``np.random``; ``EvalEnv.reset(seed=s)`` seeds it from s for
+  the reset only, so an episode depends on its seed alone.
+- Data (``make_collection_env``, ``DatasetSpec``): the env of OGBench's data_gen_scripts/commands.sh
+  (no termination at the goal, 1,001 / 2,001 / 201 steps per episode).
+- Oracle (``Subgoals``, ``OraclePolicy``): OGBench's ``get_oracle_subgoal`` (BFS over cells; the centre
+  of the next cell on a shortest path, or of the goal's cell once in it).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from dfplanner.errors import DfplannerError
+
+MAZES = ("medium", "large", "giant")
+KINDS = ("navigate", "stitch")
+NUM_TASKS = 5  # OGBench's evaluation tasks per maze (locomaze/maze.py set_tasks)
+STEP_PER_ACTION = 0.2  # OGBench's point is kinematic: each step moves qpos by 0.2 * action (locomaze/point.py)
+DIRECTION_EPS = 1e-6  # generate_locomaze.py: subgoal_dir / (norm + 1e-6)
+NAME = re.compile(r"pointmaze-(?P<maze>medium|large|giant)-(?:(?P<kind>navigate|stitch)-)?v0")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One OGBench PointMaze dataset, e.g. pointmaze-giant-navigate-v0, and its recipe (commands.sh)."""
+
+    maze: str  # medium, large or giant
+    kind: str  # navigate or stitch
+
+    @property
+    def name(self) -> str:
+        return f"pointmaze-{self.maze}-{self.kind}-v0"
+
+    @property
+    def env_id(self) -> str:
+        return f"pointmaze-{self.maze}-v0"
+
+    @property
+    def episodes(self) -> int:
+        """Training episodes (the -val file holds a tenth more): navigate 1,000 (giant 500), stitch 5,000."""
+        if self.kind == "stitch":
+            return 5000
+        return 500 if self.maze == "giant" else 1000
+
+    @property
+    def episode_steps(self) -> int:
+        """``--max_episode_steps`` of the collection env: navigate 1,001 (giant 2,001), stitch 201."""
+        if self.kind == "stitch":
+            return 201
+        return 2001 if self.maze == "giant" else 1001
+
+
+def is_pointmaze(name: str) -> bool:
+    """Whether `name` means this env family (then it must parse, or it is a user error)."""
+    return name.startswith("pointmaze-")
+
+
+def _parse(name: str) -> re.Match:
+    match = NAME.fullmatch(name)
+    if match is None:
+        raise DfplannerError(
+            f"unknown OGBench PointMaze name {name!r}; valid: pointmaze-{{{','.join(MAZES)}}}-{{{','.join(KINDS)}}}-v0"
+        )
+    return match
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """The dataset a name such as pointmaze-giant-stitch-v0 means."""
+    match = _parse(name)
+    if match["kind"] is None:
+        raise DfplannerError(f"{name} is an env, not a dataset: add -navigate or -stitch (e.g. pointmaze-{match['maze']}-navigate-v0)")
+    return DatasetSpec(match["maze"], match["kind"])
+
+
+def eval_env_id(name: str) -> str:
+    """The evaluation env of a dataset or env name: pointmaze-giant-stitch-v0 -> pointmaze-giant-v0."""
+    return f"pointmaze-{_parse(name)['maze']}-v0"
+
+
+def make_env(env_id: str, **kwargs) -> gym.Env:
+    """OGBench's env, as ``ogbench.make_env_and_datasets(..., env_only=True)`` makes it."""
+    import ogbench.locomaze  # noqa: F401  (registers the locomaze envs)
+
+    env = gym.make(env_id, **kwargs)
+    mjcf = Path(env.unwrapped.fullpath)  # OGBench writes each env's maze to a new temp file and leaves it there
+    if mjcf.parent == Path(tempfile.gettempdir()):
+        mjcf.unlink(missing_ok=True)  # the model is loaded by now
+    return env
+
+
+def episode_steps(env_id: str) -> int:
+    """OGBench's evaluation episode length (its registration's max_episode_steps: 1,000)."""
+    import ogbench.locomaze  # noqa: F401
+
+    return gym.spec(env_id).max_episode_steps
+
+
+def make_collection_env(spec: DatasetSpec) -> gym.Env:
+    """The env generate_locomaze.py collects in: no termination at the goal, the recipe's episode length."""
+    return make_env(spec.env_id, terminate_at_goal=False, max_episode_steps=spec.episode_steps)
+
+
+def make_eval_env(env_id: str) -> gym.Env:
+    """OGBench's evaluation env (terminate_at_goal=True), in dfplanner.evaluation's interface."""
+    return EvalEnv(make_env(env_id))
+
+
+def task_ids(task: int | None) -> tuple[int, ...]:
+    """The evaluation tasks to run: one (``--task K``) or all 5."""
+    if task is None:
+        return tuple(range(1, NUM_TASKS + 1))
+    if not 1 <= task <= NUM_TASKS:
+        raise DfplannerError(f"--task must be in 1..{NUM_TASKS} (OGBench's evaluation tasks), got {task}")
+    return (task,)
+
+
+@contextmanager
+def numpy_global_seed(seed: int | None) -> Iterator[None]:
+    """Seed the global ``np.random`` (which OGBench draws its noise from) for a block, then restore it."""
+    if seed is None:
+        yield
+        return
+    state = np.random.get_state()
+    np.random.seed(seed % 2**32)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+class EvalEnv(gym.Wrapper):
+    """OGBench's env as dfplanner.evaluation expects it: float32 (x, y) observations, the goal position as
+    ``info["target"]`` (OGBench's ``info["goal"]`` is the goal observation, i.e. its position), bool
+    ``info["success"]``, actions clipped to [-1, 1] as OGBench's impls/utils/evaluation.py does."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        with numpy_global_seed(seed):
+            observation, info = self.env.reset(seed=seed, options=options)
+        return observation.astype(np.float32), {**info, "target": np.asarray(info["goal"], dtype=np.float64)}
+
+    def step(self, action: np.ndarray):
+        observation, reward, terminated, truncated, info = self.env.step(np.clip(action, -1.0, 1.0))
+        return observation.astype(np.float32), float(reward), terminated, truncated, {**info, "success": bool(info["success"])}
+
+
+class Subgoals:
+    """OGBench's ``get_oracle_subgoal``, memoized: it runs a BFS over the whole maze at every call
+    (~0.3 ms, as long as an env step) and depends only on the two cells."""
+
+    def __init__(self, maze_env):
+        self.env = maze_env  # an unwrapped OGBench maze env: only its maze map is used
+        self.cache: dict[tuple, np.ndarray] = {}
+
+    def cell(self, xy: np.ndarray) -> tuple[int, int]:
+        return self.env.xy_to_ij(xy)
+
+    def __call__(self, xy: np.ndarray, goal_xy: np.ndarray) -> np.ndarray:
+        """The centre of the next cell on a shortest path from xy's cell to goal_xy's (or of the goal's cell)."""
+        key = (self.cell(xy), self.cell(goal_xy))
+        if key not in self.cache:
+            self.cache[key] = self.env.get_oracle_subgoal(xy, goal_xy)[0]
+        return self.cache[key]
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    """generate_locomaze.py's direction: the vector over its norm (+ DIRECTION_EPS)."""
+    return vector / (np.linalg.norm(vector) + DIRECTION_EPS)
+
+
+class OraclePolicy:
+    """Evaluation only: full steps along OGBench's oracle subgoal direction, no noise.
+
+    One change from the data recipe: in the goal's cell it heads for the goal itself, not the cell's
+    centre, since the noisy goal can lie up to sqrt(2) from the centre, beyond the 1.0 success radius."""
+
+    name = "oracle"
+
+    def __init__(self, env_id: str):
+        env = make_env(env_id)
+        self.subgoals = Subgoals(env.unwrapped)
+        env.close()
+
+    def reset(self, observations: np.ndarray, targets: np.ndarray) -> None:
+        self.targets = np.array(targets, dtype=np.float64)
+
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        actions = np.empty((len(observations), 2))
+        for row, (xy, goal) in enumerate(zip(observations[:, :2].astype(np.float64), self.targets)):
+            at_goal_cell = self.subgoals.cell(xy) == self.subgoals.cell(goal)
+            actions[row] = unit((goal if at_goal_cell else self.subgoals(xy, goal)) - xy)
+        return actions
