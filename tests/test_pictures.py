@@ -11,7 +11,7 @@ from dfplanner.pretrained import load_planner, shipped_checkpoint
 
 
 def test_recording_follows_the_schedule_to_the_kept_plan():
-    planner = load_planner(shipped_checkpoint("maze2d-umaze-v1"), device="cpu", candidates=3)
+    planner = load_planner(shipped_checkpoint("maze2d-umaze-v1"), device="cpu", candidates=3, hold_radius=0.0)  # the raw sample
     observation, info = Maze2dEnv("maze2d-umaze").reset(seed=0)
     denoising = record_denoising(planner, observation, info["target"])
     rows, tokens = denoising.schedule.shape

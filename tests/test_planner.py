@@ -21,7 +21,7 @@ POINT = {"position_dims": (0, 1), "velocity_dims": (2, 3)}
 
 def make_planner(model, scale=1.0, samples=1, **settings):
     settings = {"horizon": 10, "sampling_steps": 10, "uncertainty": 1.0, "replan_every": 4, "guidance": "model",
-                "guidance_scale": scale, "mcg_samples": samples, **POINT, **settings}
+                "guidance_scale": scale, "mcg_samples": samples, "hold_radius": 0.0, **POINT, **settings}
     return DiffusionForcingPlanner(model, PlannerSettings.from_dict(settings), device="cpu")
 
 
@@ -193,3 +193,29 @@ def test_rolling_plans_continue_on_the_ladder(point_model):
 def test_rolling_rejects_a_schedule_whose_ladder_falls(point_model):
     with pytest.raises(DfplannerError, match="rolling"):
         make_planner(point_model, rolling=True, schedule="trapezoid")
+
+
+def test_goal_hold_keeps_the_plan_on_the_goal_from_its_first_arrival():
+    from dfplanner.goal_hold import hold_goal
+
+    x = np.linspace(0.0, 2.0, 5)  # a plan passing through the goal at x = 1 and going on
+    plan = np.stack([np.c_[x, np.zeros(5), np.ones(5), np.zeros(5)], np.c_[x, np.full(5, 3.0), np.ones(5), np.zeros(5)]]).astype(np.float32)
+    held = hold_goal(plan, np.array([[1.0, 0.0], [1.0, 0.0]], np.float32), 0.3, (0, 1), (2, 3))
+    np.testing.assert_array_equal(held[0, :2], plan[0, :2])  # before arrival: untouched
+    np.testing.assert_array_equal(held[0, 2:], [[1.0, 0.0, 0.0, 0.0]] * 3)  # from arrival on: the goal, at rest
+    np.testing.assert_array_equal(held[1], plan[1])  # a plan that never comes near the goal is left alone
+
+
+def test_goal_hold_settles_the_agent_on_the_goal(point_model):
+    """Without the hold the point overshoots and drifts (the data never stops); with it, it stays."""
+    def final_distance(radius):
+        planner = make_planner(point_model, scale=1.0, hold_radius=radius)
+        obs = np.c_[np.full((8, 2), 1.2), np.zeros((8, 2))].astype(np.float32)  # starting near the goal
+        planner.reset(obs, GOAL)
+        for _ in range(40):
+            position, velocity = point_step(obs[:, :2], obs[:, 2:], planner.act(obs))
+            obs = np.c_[position, velocity].astype(np.float32)
+        return np.linalg.norm(obs[:, :2] - GOAL, axis=-1).mean()
+
+    held = final_distance(0.5)
+    assert held < 0.1 and held < 0.5 * final_distance(0.0)
