@@ -7,8 +7,9 @@ Where a value comes from, lowest to highest: the defaults below, the env family'
 
 The defaults are the best measured settings, so `DiffusionForcingPlanner(trained)` plans as the shipped
 planner does: the sampling (2 steps per token, uncertainty 0.05) from results/sampling_grid.md; the
-guidance (gradient through the model, scale 5, MCG 4) and the goal hold (0.5) tuned on maze2d medium,
-medium-multi and large-multi with seed 777 (results/README.md), reported on seeds 0 and 1. The
+guidance (gradient through the model, scale 5) and the goal hold (0.5) tuned on maze2d medium,
+medium-multi and large-multi with seed 777 (results/tuning.md); MCG off because the ablation on seeds
+0 and 1 does not support it (results/ablations.md). The
 `dfplan eval` / `dfplan plan` flags are generated from the fields' metadata. Settings are frozen:
 change them with `dataclasses.replace` (which validates again), never on a built planner.
 """
@@ -60,7 +61,7 @@ class PlannerSettings:
     hold_radius: float = _setting(0.5, "from its first step this near the goal, a plan holds the goal at rest (0: off; dfplanner.goal_hold)")
     guidance: str = _setting("model", "how the cost's gradient steers sampling (dfplanner.guidance)", GUIDANCE_NAMES)
     guidance_scale: float = _setting(5.0, "guidance strength (0: unguided)")
-    mcg_samples: int = _setting(4, "Monte Carlo Guidance: futures the gradient is averaged over (1: off)")
+    mcg_samples: int = _setting(1, "Monte Carlo Guidance: futures the gradient is averaged over (1: off)")
     candidates: int = _setting(1, "plans sampled per decision; the cheapest is kept")
     stabilization_level: int = _setting(10, "noise level at which generated tokens are fed back (stabilization)")
     eta: float = _setting(0.0, "DDIM eta: 0 deterministic, 1 the DDPM posterior")
