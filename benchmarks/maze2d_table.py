@@ -41,22 +41,26 @@ def gap_rows() -> list[str]:
         def mean(key, which):
             return sum(pair[which][key] for pair in ok) / max(len(ok), 1)
 
-        def on_goal(which):  # sparse reward: one per step within reach of the goal
-            return sum(pair[which]["return"] / (steps - pair[which]["first_reach"]) for pair in ok) / max(len(ok), 1)
+        def held(which):
+            return sum(on_goal(pair[which], steps) for pair in ok) / max(len(ok), 1)
 
         lines.append(
             f"| {task} | {oracle['normalized_score_mean'] - planner['normalized_score_mean']:.1f} | "
             f"{from_failures:.1f} ({len(failed)} failed) | {mean('normalized_score', 0):.1f} / {mean('normalized_score', 1):.1f} | "
-            f"{mean('first_reach', 0):.0f} / {mean('first_reach', 1):.0f} | {on_goal(0):.0%} / {on_goal(1):.0%} |"
+            f"{mean('first_reach', 0):.0f} / {mean('first_reach', 1):.0f} | {held(0):.0%} / {held(1):.0%} |"
         )
     return lines
 
 
+def on_goal(episode: dict, steps: int) -> float:
+    """Share of the steps from first arrival on spent on the goal (sparse reward: one per such step)."""
+    return episode["return"] / (steps - episode["first_reach"] + 1)
+
+
 def on_goal_after_arrival(result: dict) -> float:
-    """Share of the steps after first arrival spent on the goal (sparse reward: one per such step)."""
-    steps = result["max_episode_steps"]
+    """`on_goal` averaged over the episodes that arrived."""
     ok = [e for e in result["per_episode"] if e["success"]]
-    return sum(e["return"] / (steps - e["first_reach"]) for e in ok) / max(len(ok), 1)
+    return sum(on_goal(e, result["max_episode_steps"]) for e in ok) / max(len(ok), 1)
 
 
 def score(result: dict | None) -> str:

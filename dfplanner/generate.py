@@ -190,6 +190,14 @@ def new_minari_path(dataset_id: str) -> Path:
     return path
 
 
+def check_size(flag: str, count: int, seed: int) -> None:
+    """A dataset's size (--steps, --episodes) and seed, checked before any work."""
+    if count <= 0:
+        raise DfplannerError(f"--{flag} must be positive, got {count}")
+    if seed < 0:
+        raise DfplannerError(f"--seed must be non-negative, got {seed}")
+
+
 def generate(
     env_name: str,
     steps: int | None = None,
@@ -201,10 +209,7 @@ def generate(
     """Generate, write the hdf5 (and optionally a Minari dataset), and say what was written."""
     maze = maze_spec(env_name)
     steps = maze.dataset_steps if steps is None else steps
-    if steps <= 0:
-        raise DfplannerError(f"--steps must be positive, got {steps}")
-    if seed < 0:
-        raise DfplannerError(f"--seed must be non-negative, got {seed}")
+    check_size("steps", steps, seed)
     if out is None:
         make_data_dir()
         path = default_dataset_path(maze.name, steps, seed)

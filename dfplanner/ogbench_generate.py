@@ -26,6 +26,7 @@ from tqdm import tqdm
 from dfplanner.atomic import check_writable
 from dfplanner.envs.ogbench import DatasetSpec, Subgoals, dataset_spec, make_collection_env, numpy_global_seed, unit
 from dfplanner.errors import DfplannerError
+from dfplanner.generate import check_size
 from dfplanner.ogbench_data import FILE_KEYS, data_dir, file_dtype, val_path, write_npz
 
 DEFAULT_SEED = 0
@@ -107,10 +108,7 @@ def generate(
     """Collect the training and validation episodes, write NAME.npz and NAME-val.npz, say what was written."""
     spec = dataset_spec(name)
     episodes = spec.episodes if episodes is None else episodes
-    if episodes <= 0:
-        raise DfplannerError(f"--episodes must be positive, got {episodes}")
-    if seed < 0:
-        raise DfplannerError(f"--seed must be non-negative, got {seed}")
+    check_size("episodes", episodes, seed)
     if out is None:
         path = default_path(spec.name, episodes, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
