@@ -196,6 +196,20 @@ if not torch.cuda.is_available():
     CASES["--device cuda without a GPU"] = (lambda t: evaluate(None, "--device", "cuda"), ["--device cuda", "no CUDA GPU"])
 
 
+# Planner settings are validated when the planner is built, before any episode (dfplanner/settings.py).
+CASES.update({
+    "zero candidates": (lambda t: evaluate(None, "--candidates", "0"), ["candidates must be an integer >= 1, got 0"]),
+    "negative candidates": (lambda t: evaluate(None, "--candidates", "-1"), ["candidates must be an integer >= 1, got -1"]),
+    "negative MCG samples": (lambda t: evaluate(None, "--mcg-samples", "-4"), ["mcg_samples must be an integer >= 1, got -4"]),
+    "negative stabilization level": (lambda t: evaluate(None, "--stabilization-level", "-3"), ["stabilization_level must be an integer >= 0"]),
+    "stabilization level above K": (lambda t: evaluate(None, "--stabilization-level", "5000"), ["stabilization_level must lie in [0, 1000]"]),
+    "negative context tokens": (lambda t: evaluate(None, "--context-tokens", "-1"), ["context_tokens must be an integer >= 0, got -1"]),
+    "NaN guidance scale": (lambda t: evaluate(None, "--guidance-scale", "nan"), ["guidance_scale must be a finite number"]),
+    "infinite guidance scale": (lambda t: evaluate(None, "--guidance-scale", "inf"), ["guidance_scale must be a finite number"]),
+    "negative hold radius": (lambda t: evaluate(None, "--hold-radius", "-1"), ["hold_radius must be a finite number"]),
+})
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_gives_one_line_and_exit_code_2(case, tmp_path, capsys):
     make_args, texts = CASES[case]
