@@ -41,6 +41,9 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "mcg-4": ("Monte Carlo Guidance, 4 samples", ["--mcg-samples", "4"]),
     "mcg-16": ("Monte Carlo Guidance, 16 samples", ["--mcg-samples", "16"]),
     "diffused-actions": ("diffused actions instead of PD tracking", ["--action-mode", "diffused"]),
+    "no-hold": ("no goal hold (plans pass through the goal as the data does)", ["--hold-radius", "0"]),
+    "no-stabilization": ("generated tokens fed back as clean (stabilization level 0)", ["--stabilization-level", "0"]),
+    "full-sequence": ("full-sequence schedule instead of the pyramid", ["--schedule", "full_sequence"]),
 }
 TASKS = ("medium-multi", "large-multi")
 UNTRAINED_SEED = 0
