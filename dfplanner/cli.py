@@ -26,6 +26,8 @@ DEFAULT_DEVICE = "auto"
 def _oracle(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.evaluation import OraclePolicy
 
+    if task.oracle is None and task.maze is None:
+        raise DfplannerError(f"there is no oracle for {task.name}; use --policy planner or random")
     return task.oracle() if task.oracle is not None else OraclePolicy(task.maze.env_id)
 
 
@@ -38,8 +40,6 @@ def _random(args: argparse.Namespace, task: EvalTask) -> Policy:
 def _planner(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.pretrained import load_planner, shipped_checkpoint
 
-    if task.maze is None and args.checkpoint is None:
-        raise DfplannerError(f"no planner checkpoint is shipped for {task.name} yet; pass --checkpoint, or use --policy oracle or random")
     env_id = task.maze.env_id if task.maze is not None else task.name
     checkpoint = args.checkpoint or shipped_checkpoint(env_id)
     overrides = {name: getattr(args, name) for name in planner_flags()}
@@ -144,7 +144,7 @@ def cmd_plan(args: argparse.Namespace) -> None:
     denoising = record_denoising(planner, observation, info["target"])
     write_denoising(args.out, task.maze, denoising, fps=args.fps)
     print(f"wrote {args.out}: {len(denoising.rows)} sampling rows of a {planner.settings.schedule} schedule over "
-          f"{denoising.schedule.shape[1]} tokens, seed {args.seed}")
+          f"{denoising.schedule.shape[1]} tokens, seed {args.seed}, preset {args.preset}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -198,18 +198,29 @@ def _check_train_counts(args: argparse.Namespace) -> None:
 
 def _train_folder(args: argparse.Namespace) -> Path:
     """--out, or runs/ENV (runs/DATASET without --env)."""
-    from dfplanner.envs.layouts import resolve_env_id
+    from dfplanner.envs import resolve_env
 
     if args.out:
         return Path(args.out)
     if args.env is None and args.dataset is None:
         raise DfplannerError(NO_DATA + ("; or --out RUN to resume that run" if args.resume else ""))
-    return Path(f"runs/{resolve_env_id(args.env) if args.env else _run_name(args.dataset)}")
+    return Path(f"runs/{resolve_env(args.env) if args.env else _run_name(args.dataset)}")
 
 
 def _config_name(env_id: str | None) -> str | None:
-    """The tuned config file's name for an env id: maze2d-large-v1 -> maze2d-large."""
-    return env_id.removesuffix("-v1") if env_id else None
+    """The tuned config file's name for an env id: maze2d-large-v1 -> maze2d-large; a registered
+    gymnasium env without a file of its own -> the family file of such envs."""
+    from dfplanner.config import CONFIG_DIR
+    from dfplanner.envs import registered
+    from dfplanner.envs.layouts import MAZES
+
+    if not env_id:
+        return None
+    if env_id in MAZES:
+        return env_id.removesuffix("-v1")
+    if not (CONFIG_DIR / f"{env_id}.toml").exists() and registered.is_registered(env_id):
+        return registered.CONFIG_FAMILY
+    return env_id
 
 
 def _new_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, OfflineDataset]:
@@ -217,18 +228,19 @@ def _new_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, OfflineDat
     import torch
 
     from dfplanner.config import load_config
-    from dfplanner.envs.layouts import resolve_env_id
+    from dfplanner.envs import resolve_env
+    from dfplanner.envs.layouts import MAZES
     from dfplanner.runs import RunRecord, dataset_source, holds_run
 
     if args.env is None and args.dataset is None:
         raise DfplannerError(NO_DATA)
     if holds_run(out):
         raise DfplannerError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    env_id = resolve_env_id(args.env) if args.env else None
+    env_id = resolve_env(args.env) if args.env else None
     load_config(_config_name(env_id), args.config)  # a bad config file stops here, before data is generated
     source, dataset = _train_dataset(args.dataset, env_id)
-    env_id = env_id or dataset.env_id or None  # None: not a maze2d dataset; package default config
-    if args.eval_every and env_id is None:
+    env_id = env_id or dataset.env_id or None  # None: an unknown env; package default config
+    if args.eval_every and env_id not in MAZES:
         raise DfplannerError(f"--eval-every runs maze2d episodes; {source} is not from a maze2d env")
     config = load_config(_config_name(env_id), args.config)
     config["training"].update({key: getattr(args, key) for key in TRAIN_OVERRIDES if getattr(args, key) is not None})
@@ -243,7 +255,7 @@ def _resumed_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, Offlin
     import dataclasses
 
     from dfplanner.config import first_difference, merge, read_toml, validate
-    from dfplanner.envs.layouts import resolve_env_id
+    from dfplanner.envs import resolve_env
     from dfplanner.runs import RunRecord, dataset_source
 
     record = RunRecord.read(out)
@@ -252,7 +264,7 @@ def _resumed_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, Offlin
         record = dataclasses.replace(record, config=merge(record.config, {"training": {"steps": given.pop("steps")}}))
     training = record.config["training"]
     record.check_flags({
-        "--env": (resolve_env_id(args.env) if args.env else None, record.env_id),
+        "--env": (resolve_env(args.env) if args.env else None, record.env_id),
         "--dataset": (dataset_source(args.dataset) if args.dataset else None, record.dataset),
         **{f"--{key.replace('_', '-')}": (value, training[key]) for key, value in given.items()},
         "--threads": (args.threads, record.threads),
@@ -270,14 +282,17 @@ def _resumed_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, Offlin
 
 
 def _train_dataset(source: str | Path | None, env_id: str | None) -> tuple[str | Path, OfflineDataset]:
-    """(source, dataset): the given one, or the env's default one (generated if missing); its env and
-    its observation and action widths must be those of `env_id` when that is a maze2d env."""
+    """(source, dataset): the given one, or the maze's default one (generated if missing); its env and
+    its observation and action widths must be those of `env_id` (or of the env it was recorded in)."""
     from dfplanner.datasets import load_dataset
     from dfplanner.envs.layouts import MAZES
-    from dfplanner.envs.maze2d import ACT_DIM, OBS_DIM
+    from dfplanner.evaluation import eval_task
     from dfplanner.generate import default_dataset_path, generate
+    from dfplanner.offline import check_action_range
 
     if source is None:
+        if env_id not in MAZES:
+            raise DfplannerError(f"dfplan makes data for maze2d envs only; give --dataset for {env_id}")
         source = default_dataset_path(_config_name(env_id))
         if not source.exists():
             print(f"no dataset given and {source} does not exist: generating it")
@@ -285,17 +300,31 @@ def _train_dataset(source: str | Path | None, env_id: str | None) -> tuple[str |
     dataset = load_dataset(source)
     if env_id and dataset.env_id and dataset.env_id != env_id:
         raise DfplannerError(f"{source} was recorded in {dataset.env_id}, not {env_id}")
-    maze = MAZES.get(env_id or dataset.env_id)
-    widths = (dataset.observations.shape[1], dataset.actions.shape[1])
-    if maze is not None and widths != (OBS_DIM, ACT_DIM):
-        raise DfplannerError(f"{source}: observations and actions have {widths[0]} and {widths[1]} columns; "
-                             f"{maze.env_id} has {OBS_DIM} and {ACT_DIM}")
+    env = env_id or dataset.env_id
+    if env and (env_id or _known_env(env)):  # a file may name an env unknown here: then nothing to check
+        spaces = eval_task(env).spaces
+        widths = (dataset.observations.shape[1], dataset.actions.shape[1])
+        expected = (spaces[0].shape[0], spaces[1].shape[0])
+        if widths != expected:
+            raise DfplannerError(f"{source}: observations and actions have {widths[0]} and {widths[1]} columns; "
+                                 f"{env} has {expected[0]} and {expected[1]}")
+        check_action_range(dataset.actions, env, str(source))  # the loader checked it only if the file named its env
     return source, dataset
+
+
+def _known_env(name: str) -> bool:
+    from dfplanner.envs import resolve_env
+
+    try:
+        resolve_env(name)
+    except DfplannerError:
+        return False
+    return True
 
 
 def cmd_config_show(args: argparse.Namespace) -> None:
     from dfplanner.config import load_config, to_toml
-    from dfplanner.envs.layouts import resolve_env_id
+    from dfplanner.envs import resolve_env
     from dfplanner.runs import RunRecord
 
     if args.run and (args.env or args.config):
@@ -303,19 +332,23 @@ def cmd_config_show(args: argparse.Namespace) -> None:
     if args.run:
         config = RunRecord.read(Path(args.run)).config
     else:
-        config = load_config(_config_name(resolve_env_id(args.env) if args.env else None), args.config)
+        config = load_config(_config_name(resolve_env(args.env) if args.env else None), args.config)
     print(to_toml(config), end="")
 
 
 def _run_name(source) -> str:
-    """The default run folder name for a dataset: minari:ns/name-v0 -> ns-name-v0, a file or folder -> its stem."""
+    """The default run folder name for a dataset: minari:ns/name-v0 -> ns-name-v0, ogbench:NAME -> NAME,
+    a file or folder -> its stem."""
     text = str(source)
-    return text.removeprefix("minari:").replace("/", "-") if text.startswith("minari:") else Path(text).stem
+    for prefix in ("minari:", "ogbench:"):
+        if text.startswith(prefix):
+            return text.removeprefix(prefix).replace("/", "-")
+    return Path(text).stem
 
 
 def format_summary(result: dict) -> str:
     """A short human-readable table of an evaluate() result."""
-    goal = "multi-goal" if result["multi_goal"] else "single-goal"
+    goal = "no goal" if result["success_rate"] is None else "multi-goal" if result["multi_goal"] else "single-goal"
     if result["normalized_score_mean"] is None:
         score = "none: not D4RL's maze2d protocol, raw returns only"
     else:
@@ -326,10 +359,10 @@ def format_summary(result: dict) -> str:
         ("policy", result["policy"]),
         ("normalized score", score),
         ("return", f"{result['return_mean']:.1f} +- {result['return_std']:.1f} (std)"),
-        ("success rate", f"{result['success_rate']:.2f}"),
+        ("success rate", "none: the env has no goal" if result["success_rate"] is None else f"{result['success_rate']:.2f}"),
         *([("per task", ", ".join(f"{k}: {v['success_rate']:.2f}" for k, v in result["per_task"].items()))]
           if "per_task" in result else []),
-        ("first reach", f"{result['first_reach_mean']:.1f} steps"),
+        *([("first reach", f"{result['first_reach_mean']:.1f} steps")] if result["first_reach_mean"] is not None else []),
         ("decisions/s", f"{result['decisions_per_second']:.0f}"),
         ("wall time", f"{result['wall_time_s']:.1f} s"),
     ]
@@ -383,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--multi-goal", action="store_true", help="random target per episode (Diffuser's Multi2D)")
     evaluate.add_argument("--batch-size", type=int, default=50, help="environments run in lockstep")
     evaluate.add_argument("--json", default=None, metavar="PATH", help="write the full result as JSON")
-    evaluate.add_argument("--plot", default=None, metavar="PNG", help="draw the last episodes and their last plans")
+    evaluate.add_argument("--plot", default=None, metavar="PNG", help="draw the episodes (the last 16 at most) and their last plans")
     evaluate.add_argument("--video", default=None, metavar="DIR",
                           help="record the first environment's episodes, one MP4 each, into DIR (needs the [video] extra)")
     _add_planner_arguments(evaluate)
@@ -395,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--seed", type=int, default=0, help="the episode's start (and target with --multi-goal)")
     plan.add_argument("--multi-goal", action="store_true", help="a random target")
     plan.add_argument("--fps", type=float, default=5.0, help="GIF frames (sampling rows) per second")
-    _add_planner_arguments(plan)
+    _add_planner_arguments(plan, preset="picture")  # `--preset shipped`: the acting planner's own settings
     plan.set_defaults(func=cmd_plan)
 
     _add_train_command(commands)
@@ -443,13 +476,13 @@ def planner_flags() -> dict:
     return {f.name: f for f in dataclasses.fields(PlannerSettings) if f.metadata.get("flag")}
 
 
-def _add_planner_arguments(command: argparse.ArgumentParser) -> None:
-    """The checkpoint, the device, a preset and one flag per planner setting."""
+def _add_planner_arguments(command: argparse.ArgumentParser, preset: str | None = None) -> None:
+    """The checkpoint, the device, a preset (default `preset`) and one flag per planner setting."""
     from dfplanner.settings import preset_names
 
     command.add_argument("--checkpoint", default=None, help="planner checkpoint (default: the shipped one)")
     command.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    command.add_argument("--preset", choices=preset_names(), default=None,
+    command.add_argument("--preset", choices=preset_names(), default=preset,
                          help="named planner settings (dfplanner/presets), applied over the checkpoint's")
     planner = command.add_argument_group("planner settings (default: the checkpoint's, see dfplanner/settings.py)")
     for name, field in planner_flags().items():

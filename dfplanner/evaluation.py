@@ -8,6 +8,10 @@ OGBench PointMaze (``pointmaze-{medium,large,giant}[-{navigate,stitch}]-v0``, se
 runs OGBench's protocol: its env (terminates at the goal, 1,000 steps), episode i on evaluation task
 i mod 5 + 1 (or on the one ``task``), success = ``info["success"]``, and a per-task success rate.
 
+Any other registered gymnasium env (e.g. ``Pendulum-v1``, see ``dfplanner.envs.registered``) runs its own
+episodes (its ``max_episode_steps``, ended early by termination or truncation); it has no goal, so
+there is no success rate, only returns.
+
 The same loop runs the envs recovered from a Minari PointMaze dataset (``minari:ID``, see
 ``dfplanner.envs.pointmaze``): their own episode length and goal (``desired_goal``, drawn at every reset),
 an episode ends early if its env terminates, and returns are reported raw (no D4RL normalization).
@@ -25,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from dfplanner.envs import ogbench
+from dfplanner.envs import ogbench, registered, resolve_env
 from dfplanner.envs.layouts import MAZES, MazeSpec, resolve_env_id
 from dfplanner.envs.maze2d import Maze2dEnv
 from dfplanner.envs.oracle import WaypointExpert
@@ -37,8 +41,8 @@ class Policy(Protocol):
 
     name: str
 
-    def reset(self, observations: np.ndarray, targets: np.ndarray) -> None:
-        """Start of a batch of episodes: observations (B, obs_dim) float32, targets (B, 2)."""
+    def reset(self, observations: np.ndarray, targets: np.ndarray | None) -> None:
+        """Start of a batch of episodes: observations (B, obs_dim) float32, targets (B, 2) (None: the env has no goal)."""
 
     def act(self, observations: np.ndarray) -> np.ndarray:
         """(B, obs_dim) float32 observations -> (B, act_dim) actions (the env clips them to [-1, 1])."""
@@ -92,6 +96,7 @@ class EvalTask:
     d4rl_scores: bool  # D4RL-normalized scores apply (maze2d's own envs only)
     reset_options: Callable[[int], dict] | None = None  # episode index -> its reset options (OGBench: its task)
     oracle: Callable[[], Policy] | None = None  # the env family's own oracle policy, when it is not maze2d's
+    has_goal: bool = True  # False: an env without goal or success (returns only)
 
     @cached_property
     def spaces(self) -> tuple[gym.spaces.Box, gym.spaces.Box]:
@@ -107,7 +112,7 @@ class EvalTask:
 
 def eval_task(env: str, multi_goal: bool = False, task: int | None = None) -> EvalTask:
     """A maze2d name / id (D4RL's protocol), an OGBench PointMaze name (OGBench's protocol; `task`: one of
-    its 5 tasks) or ``minari:ID`` (the envs its PointMaze dataset recovers)."""
+    its 5 tasks), ``minari:ID`` (the envs its PointMaze dataset recovers) or a registered gymnasium id."""
     if ogbench.is_pointmaze(env):
         return _ogbench_task(env, multi_goal, task)
     if task is not None:
@@ -120,7 +125,10 @@ def eval_task(env: str, multi_goal: bool = False, task: int | None = None) -> Ev
             raise DfplannerError(f"{env}: --multi-goal is for maze2d; a PointMaze env draws its own goal at every reset")
         maze, make_env, steps = recovered_envs(open_minari(env[len(MINARI_PREFIX) :]), env)
         return EvalTask(env, maze, make_env, steps, multi_goal=True, d4rl_scores=False)
-    maze = MAZES[resolve_env_id(env)]
+    env_id = resolve_env(env)
+    if env_id not in MAZES:
+        return _registered_task(env_id, multi_goal)
+    maze = MAZES[env_id]
     return EvalTask(maze.env_id, maze, lambda: Maze2dEnv(maze.name, multi_goal=multi_goal), maze.max_episode_steps,
                     multi_goal=multi_goal, d4rl_scores=True)
 
@@ -133,6 +141,19 @@ def _ogbench_task(env: str, multi_goal: bool, task: int | None) -> EvalTask:
     return EvalTask(env, None, lambda: ogbench.make_eval_env(env_id), ogbench.episode_steps(env_id), multi_goal=True,
                     d4rl_scores=False, reset_options=lambda i: {"task_id": tasks[i % len(tasks)]},
                     oracle=lambda: ogbench.OraclePolicy(env_id))
+
+
+def _registered_task(env_id: str, multi_goal: bool) -> EvalTask:
+    """A registered gymnasium env as it is: its own episode length, no goal."""
+    if multi_goal:
+        raise DfplannerError(f"{env_id}: --multi-goal is for maze2d; {env_id} has no goal")
+    registered.spaces(env_id)  # flat boxes, or a one-line error
+    env = registered.make(env_id)
+    steps = env.spec.max_episode_steps if env.spec is not None else None
+    env.close()
+    if steps is None:
+        raise DfplannerError(f"{env_id} has no max_episode_steps: register it with an episode length to evaluate it")
+    return EvalTask(env_id, None, lambda: registered.make(env_id), steps, multi_goal=False, d4rl_scores=False, has_goal=False)
 
 
 def per_task_success(task_ids: list[int], success: np.ndarray) -> dict[str, dict[str, float]]:
@@ -185,13 +206,14 @@ def _run_batch(task: EvalTask, policy: Policy, envs: list[gym.Env], index: np.nd
     """Run the episodes `index` in lockstep, one env each; returns the time spent inside the policy."""
     resets = [env.reset(seed=episode_seed(seed, i), options=_options(task, i)) for env, i in zip(envs, index)]
     observations = np.stack([obs for obs, _ in resets])
-    tally.targets[index] = [info["target"] for _, info in resets]
-    tally.starts[index] = observations[:, :2]
+    if task.has_goal:
+        tally.targets[index] = [info["target"] for _, info in resets]
+        tally.starts[index] = observations[:, :2]
     if tally.xy is not None:
         tally.xy[index, 0] = observations[:, :2]
     running = np.ones(len(envs), dtype=bool)  # False once an env has terminated
     tick = time.perf_counter()
-    policy.reset(observations.copy(), tally.targets[index].copy())
+    policy.reset(observations.copy(), tally.targets[index].copy() if task.has_goal else None)
     policy_time = time.perf_counter() - tick
     for t in range(task.steps):
         tick = time.perf_counter()
@@ -199,10 +221,10 @@ def _run_batch(task: EvalTask, policy: Policy, envs: list[gym.Env], index: np.nd
         policy_time += time.perf_counter() - tick
         _check_actions(actions, task.spaces[1].shape, policy.name, t, index)
         for j in np.flatnonzero(running):
-            observations[j], reward, terminated, _, info = envs[j].step(actions[j])
+            observations[j], reward, terminated, truncated, info = envs[j].step(actions[j])
             tally.returns[index[j]] += reward
-            running[j] = not terminated
-            if info["success"] and not tally.success[index[j]]:
+            running[j] = not (terminated or truncated)
+            if info.get("success", False) and not tally.success[index[j]]:
                 tally.success[index[j]], tally.first_reach[index[j]] = True, t + 1
         if tally.xy is not None:
             tally.xy[index, t + 1] = observations[:, :2]
@@ -264,8 +286,8 @@ def _summary(task: EvalTask, policy: Policy, tally: _Tally, seed: int, batch_siz
         "normalized_score_mean": score_mean,
         "normalized_score_std": score_std,
         "normalized_score_sem": score_sem,
-        "success_rate": float(tally.success.mean()),
-        "first_reach_mean": float(tally.first_reach.mean()),
+        "success_rate": float(tally.success.mean()) if task.has_goal else None,
+        "first_reach_mean": float(tally.first_reach.mean()) if task.has_goal else None,
         "decisions_per_second": episodes * task.steps / max(policy_time, np.finfo(float).tiny),
         "policy_time_s": policy_time,
         "wall_time_s": wall_time,
@@ -273,10 +295,8 @@ def _summary(task: EvalTask, policy: Policy, tally: _Tally, seed: int, batch_siz
             {
                 "return": float(tally.returns[i]),
                 "normalized_score": None if scores is None else float(scores[i]),
-                "success": bool(tally.success[i]),
-                "first_reach": int(tally.first_reach[i]),
-                "start": tally.starts[i].tolist(),
-                "target": tally.targets[i].tolist(),
+                **({"success": bool(tally.success[i]), "first_reach": int(tally.first_reach[i]),
+                    "start": tally.starts[i].tolist(), "target": tally.targets[i].tolist()} if task.has_goal else {}),
                 **(_options(task, i) or {}),
             }
             for i in range(episodes)

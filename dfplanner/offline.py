@@ -38,6 +38,21 @@ def check_shape(array: np.ndarray, shape: tuple[int | None, ...], key: str, wher
         raise DfplannerError(f"{where}: key {key!r} has shape {array.shape}, expected {wanted}")
 
 
+def check_action_range(actions: np.ndarray, env_id: str, where: str) -> None:
+    """Actions must lie in the action space of the env they were recorded in (unchecked when it is unknown)."""
+    from dfplanner.envs import action_bounds
+
+    bounds = action_bounds(env_id)
+    if bounds is None:
+        return
+    low, high = bounds
+    outside = (actions < low - ACTION_TOLERANCE) | (actions > high + ACTION_TOLERANCE)
+    if outside.any():
+        worst = float(np.abs(actions[outside]).max())
+        raise DfplannerError(f"{where}: key 'actions' has values outside [{low.min():g}, {high.max():g}], "
+                             f"the action space of {env_id} (max |a| = {worst:.6g})")
+
+
 def validated(
     observations, actions, rewards, episode_ends, goals, where: str, env_id: str, continuous: bool = True
 ) -> OfflineDataset:
@@ -62,9 +77,7 @@ def validated(
         if not np.isfinite(array).all():
             bad = int(np.flatnonzero(~np.isfinite(array).reshape(n, -1).all(axis=1))[0])
             raise DfplannerError(f"{where}: key {key!r} has NaN or inf (first at row {bad})")
-    worst = float(np.abs(actions).max())
-    if worst > 1.0 + ACTION_TOLERANCE:
-        raise DfplannerError(f"{where}: key 'actions' has values outside [-1, 1] (max |a| = {worst:.6g})")
+    check_action_range(actions, env_id, where)
     return OfflineDataset(
         observations=observations.astype(np.float32),
         actions=actions.astype(np.float32),

@@ -191,7 +191,7 @@ class DiffusionForcingPlanner:
             action = kp * (target[:, pos] - obs[:, pos])
             if vel:
                 action = action + kd * (target[:, vel] - obs[:, vel])
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
+        return np.clip(action, -s.action_limit, s.action_limit).astype(np.float32)
 
     # ---- planning ----------------------------------------------------------------------------
     @property

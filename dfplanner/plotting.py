@@ -28,6 +28,8 @@ CELL_OFFSET = -0.2
 NOISE_CMAP = "plasma"  # noise level 0 (clean) dark, K (pure noise) light
 DENOISING_SUFFIXES = (".gif", ".png")
 GRID_PANELS = 6  # sampling rows shown side by side in the PNG / TensorBoard picture
+PANELS_PER_ROW = 4  # episodes per row of an episodes picture
+PLOTTED_EPISODES = 16  # `dfplan eval --plot` draws the last episodes of the run, at most this many
 HOLD_LAST_SECONDS = 2.0  # the animation rests on the finished plan before looping
 
 
@@ -49,7 +51,7 @@ def plot_episodes(
     maze: MazeSpec,
     trajectories: np.ndarray,
     targets: np.ndarray,
-    plans: np.ndarray | None = None,
+    plans: list[np.ndarray | None] | np.ndarray | None = None,
     title: str = "",
 ) -> None:
     """Write episodes_figure(...) as a PNG."""
@@ -60,19 +62,29 @@ def plot_episodes(
 
 
 def episodes_figure(
-    maze: MazeSpec, trajectories: np.ndarray, targets: np.ndarray, plans: np.ndarray | None = None, title: str = ""
+    maze: MazeSpec,
+    trajectories: np.ndarray,
+    targets: np.ndarray,
+    plans: list[np.ndarray | None] | np.ndarray | None = None,
+    title: str = "",
 ) -> plt.Figure:
-    """One panel per episode: executed xy (blue), start, target, and the last plan (orange)."""
+    """One panel per episode, PANELS_PER_ROW to a row: executed xy (blue), start, target, and the last
+    plan (orange) where `plans` has one for the episode."""
     count = len(trajectories)
-    fig, axes = plt.subplots(1, count, figsize=(3.2 * count, 3.2), squeeze=False)
-    for i, ax in enumerate(axes[0]):
+    columns = min(count, PANELS_PER_ROW)
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= count:
+            ax.axis("off")
+            continue
         draw_maze(ax, maze)
         xy = trajectories[i]
         ax.plot(xy[:, 1], xy[:, 0], color="tab:blue", lw=1.2, label="executed")
         ax.scatter(xy[0, 1], xy[0, 0], color="tab:green", s=30, zorder=3, label="start")
         ax.scatter(targets[i, 1], targets[i, 0], color="tab:red", marker="*", s=120, zorder=3, label="target")
-        if plans is not None:
-            ax.plot(plans[i, :, 1], plans[i, :, 0], color="tab:orange", lw=1, ls="--", label="last plan")
+        if plans is not None and plans[i] is not None:
+            ax.plot(plans[i][:, 1], plans[i][:, 0], color="tab:orange", lw=1, ls="--", label="last plan")
     axes[0, 0].legend(loc="lower left", fontsize=6)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -150,16 +162,15 @@ def write_denoising(path: str | Path, maze: MazeSpec, denoising: Denoising, fps:
         images[0].save(temp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
 
 
-PLOTTED_EPISODES = 4
-
-
 def plot_run(path: str | Path, task, policy, result: dict) -> None:
-    """The last episodes of an evaluation (those whose final plan the planner still holds)."""
+    """The last episodes of an evaluation (at most PLOTTED_EPISODES), with the final plan of those the
+    planner still holds (the last batch's)."""
     count = min(PLOTTED_EPISODES, result["episodes"])
     plan = getattr(policy, "last_plan", None)
     plans = None
     if plan is not None and plan.observations is not None:
-        plans = plan.observations[-count:, :, list(policy.settings.position_dims)]
+        held = plan.observations[-count:, :, list(policy.settings.position_dims)]
+        plans = [None] * (count - len(held)) + list(held)
     targets = np.array([episode["target"] for episode in result["per_episode"][-count:]])
     score = f"normalized {result['normalized_score_mean']:.1f}" if task.d4rl_scores else f"return {result['return_mean']:.1f}"
     title = f"{task.name} {result['policy']}: {score}, success {result['success_rate']:.0%}"

@@ -1,7 +1,8 @@
 """Planner settings: the one home of every planning choice, its default, its range and its help text.
 
 Where a value comes from, lowest to highest: the defaults below, the env family's facts
-(`dfplanner.envs.planner_facts`: which observation dimensions are positions and velocities), the
+(`dfplanner.envs.planner_facts`: which observation dimensions are positions and velocities, the
+action bound, and for envs without a goal the reward cost and diffused actions), the
 `[planner]` section a checkpoint carries (its training config's), a preset (`presets/NAME.toml`, e.g.
 "paper"), then explicit overrides (`dfplan eval` flags, `load_planner(..., **overrides)`).
 
@@ -55,6 +56,7 @@ class PlannerSettings:
     episode_steps: int | None = _setting(None, "episode length, if known: plans never run past its end", flag=False)
     action_mode: str = _setting("pd", "actions from PD tracking of the planned states, or the diffused actions", ACTION_MODES)
     pd_gains: tuple[float, float] = _setting(PD_GAINS, "PD gains kp kd on planned positions and velocities")
+    action_limit: float = _setting(1.0, "actions are clipped to [-limit, limit]: the env's action bound", flag=False)
     position_dims: tuple[int, ...] = _setting((), "observation dimensions holding the position (goal cost, PD)", flag=False)
     velocity_dims: tuple[int, ...] = _setting((), "observation dimensions holding the velocity (PD)", flag=False)
     cost: str = _setting("goal", "what guidance minimizes", COST_NAMES)
@@ -93,6 +95,8 @@ class PlannerSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high or not math.isfinite(value):
                 raise DfplannerError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
+        if isinstance(self.action_limit, bool) or not isinstance(self.action_limit, (int, float)) or not 0 < self.action_limit < math.inf:
+            raise DfplannerError(f"action_limit must be a finite number > 0, got {self.action_limit!r}")
         if len(self.pd_gains) != 2 or not all(isinstance(g, (int, float)) and math.isfinite(g) for g in self.pd_gains):
             raise DfplannerError(f"pd_gains must be two finite numbers kp, kd, got {self.pd_gains!r}")
 

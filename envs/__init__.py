@@ -1,9 +1,12 @@
 """Env-family adapters: D4RL maze2d (registered with gymnasium as maze2d-{umaze,medium,large}-v1 on
-import), gymnasium-robotics PointMaze in D4RL's frame (`pointmaze`) and OGBench PointMaze (`ogbench`)."""
+import), gymnasium-robotics PointMaze in D4RL's frame (`pointmaze`), OGBench PointMaze (`ogbench`) and
+any other registered gymnasium env (`registered`: no goal, reward guidance)."""
 
 import gymnasium
+import numpy as np
 
-from dfplanner.envs import ogbench
+from dfplanner.envs import ogbench, registered
+from dfplanner.errors import DfplannerError
 from dfplanner.envs.layouts import (
     MAZES, POSITION_DIMS, VELOCITY_DIMS, MazeSpec, cell_to_pos, get_normalized_score, maze_spec, pos_to_cell, resolve_env_id,
 )
@@ -18,6 +21,29 @@ for _spec in MAZES.values():
         )
 
 
+def resolve_env(name: str) -> str:
+    """The env id a name means: a maze2d name or id -> its id; an OGBench PointMaze name or any other
+    registered gymnasium id stays as it is; anything else is a user error."""
+    if ogbench.is_pointmaze(name):
+        ogbench.eval_env_id(name)  # parses the name, or says what the valid ones are
+        return name
+    try:
+        return resolve_env_id(name)
+    except DfplannerError as error:
+        if registered.is_registered(name):
+            return name
+        raise DfplannerError(f"{error}; or an OGBench pointmaze-* name, or a registered gymnasium id such as Pendulum-v1") from None
+
+
+def action_bounds(env_id: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (low, high) of an env's actions, by env id; None for an env no adapter here knows."""
+    if env_id in MAZES or (env_id and ogbench.is_pointmaze(env_id)):
+        return np.full(2, -1.0), np.full(2, 1.0)
+    if env_id and registered.is_registered(env_id):
+        space = registered.spaces(env_id)[1]
+        return space.low.astype(float), space.high.astype(float)
+    return None
+
 
 def planner_facts(env_id: str | None) -> dict:
     """What a planner must know of an env family's observations (which dimensions hold the position
@@ -27,7 +53,9 @@ def planner_facts(env_id: str | None) -> dict:
     if env_id is not None and ogbench.is_pointmaze(env_id):
         # observation = position; the PD gain that reaches the planned position in one step
         return {"position_dims": (0, 1), "velocity_dims": (), "pd_gains": (1.0 / ogbench.STEP_PER_ACTION, 0.0)}
+    if env_id and registered.is_registered(env_id):
+        return registered.planner_facts(env_id)
     return {}
 
 
-__all__ = ["planner_facts", "MAZES", "MazeSpec", "cell_to_pos", "get_normalized_score", "maze_spec", "pos_to_cell", "resolve_env_id"]
+__all__ = ["action_bounds", "planner_facts", "resolve_env", "MAZES", "MazeSpec", "cell_to_pos", "get_normalized_score", "maze_spec", "pos_to_cell", "resolve_env_id"]

@@ -8,7 +8,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))  # the synthetic point task helpers
 
 # Fixtures that train a model first: their tests are `slow` (`pytest -m "not slow"` skips them).
-TRAINING_FIXTURES = {"point_model", "tiny_run", "reference"}
+TRAINING_FIXTURES = {"point_model", "tiny_run", "reference", "pendulum_run"}
 
 
 def pytest_collection_modifyitems(items):
@@ -71,12 +71,15 @@ def d4rl_arrays(n: int = 50, seed: int = 0) -> dict:
     }
 
 
-def write_hdf5(path, arrays: dict):
+def write_hdf5(path, arrays: dict, env_id: str | None = None):
+    """A D4RL-format file; `env_id`: the env it says it was recorded in (the `env_id` attribute)."""
     import h5py
 
     with h5py.File(path, "w") as file:
         for key, value in arrays.items():
             file.create_dataset(key, data=value)
+        if env_id is not None:
+            file.attrs["env_id"] = env_id
     return path
 
 

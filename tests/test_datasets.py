@@ -53,7 +53,7 @@ BAD_ARRAYS = {
 @pytest.mark.parametrize("case", list(BAD_ARRAYS))
 def test_bad_arrays_name_file_and_key(tmp_path, case):
     make, message = BAD_ARRAYS[case]
-    path = write_hdf5(tmp_path / "bad.hdf5", make(d4rl_arrays()))
+    path = write_hdf5(tmp_path / "bad.hdf5", make(d4rl_arrays()), env_id="maze2d-umaze-v1")
     with pytest.raises(DfplannerError, match=f"{path}: .*{message}"):
         dfplanner.load_dataset(path)
 
@@ -61,7 +61,16 @@ def test_bad_arrays_name_file_and_key(tmp_path, case):
 def test_actions_within_float_tolerance_are_accepted(tmp_path):
     arrays = d4rl_arrays()
     arrays["actions"][0, 0] = 1.0 + 1e-7
-    assert len(dfplanner.load_dataset(write_hdf5(tmp_path / "ok.hdf5", arrays))) == N
+    assert len(dfplanner.load_dataset(write_hdf5(tmp_path / "ok.hdf5", arrays, env_id="maze2d-umaze-v1"))) == N
+
+
+def test_action_range_is_the_recorded_envs(tmp_path):
+    """Pendulum's torques reach 2: fine for a file recorded there, an error for one recorded in a maze."""
+    arrays = d4rl_arrays() | {"actions": np.full((N, 1), 2.0)}
+    assert len(dfplanner.load_dataset(write_hdf5(tmp_path / "pendulum.hdf5", arrays, env_id="Pendulum-v1"))) == N
+    arrays = d4rl_arrays() | {"actions": np.full((N, 1), 2.5)}
+    with pytest.raises(DfplannerError, match=r"outside \[-2, 2\], the action space of Pendulum-v1 \(max \|a\| = 2.5\)"):
+        dfplanner.load_dataset(write_hdf5(tmp_path / "too-strong.hdf5", arrays, env_id="Pendulum-v1"))
 
 
 def test_truncated_and_corrupted_files(tmp_path):

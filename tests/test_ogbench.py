@@ -224,8 +224,8 @@ def test_cli_eval_one_task_json_and_planner_without_checkpoint(tmp_path):
     assert ran.returncode == 0, ran.stderr
     result = json.loads(out.read_text())
     assert result["per_task"] == {"2": {"episodes": 3, "success_rate": 1.0}} and "per task" in ran.stdout
-    ran = run_cli("eval", "--env", "pointmaze-large-navigate-v0", "--policy", "planner")
-    assert ran.returncode == 2 and ran.stderr.count("\n") == 1 and "no planner checkpoint is shipped" in ran.stderr
+    ran = run_cli("eval", "--env", "pointmaze-giant-stitch-v0", "--policy", "planner")
+    assert ran.returncode == 2 and ran.stderr.count("\n") == 1 and "no shipped checkpoint for pointmaze-giant-stitch-v0" in ran.stderr
 
 
 def test_cli_generate_writes_ogbench_s_file_names(ogbench_data):
@@ -235,3 +235,23 @@ def test_cli_generate_writes_ogbench_s_file_names(ogbench_data):
                                                               "pointmaze-medium-stitch-v0-10episodes-seed0.npz"]
     ran = run_cli("data", "generate", "--env", "pointmaze-medium-stitch-v0", "--out", str(ogbench_data / "x.hdf5"))
     assert ran.returncode == 2 and "end in .npz" in ran.stderr
+
+
+@pytest.mark.slow
+def test_train_from_an_ogbench_id_then_plan_its_tasks(files, ogbench_data, tmp_path, monkeypatch):
+    """`dfplan train --dataset ogbench:NAME` names its run folder after NAME and trains with the pointmaze
+    family config; the checkpoint then plans OGBench's tasks with the family's facts (kinematic point)."""
+    from dfplanner.checkpoint import load_trained_model
+    from dfplanner.cli import main
+
+    ogbench_data.mkdir()
+    (ogbench_data / "pointmaze-medium-navigate-v0.npz").write_bytes(open(files[0]["path"], "rb").read())
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dataset", "ogbench:pointmaze-medium-navigate-v0", "--steps", "5", "--batch-size", "4"]) == 0
+    model = load_trained_model(tmp_path / "runs" / "pointmaze-medium-navigate-v0" / "model")
+    assert model.metadata["env_id"] == "pointmaze-medium-navigate-v0" and model.layout.frame_stack == 10  # envs/configs/pointmaze.toml
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--env", "pointmaze-medium-navigate-v0", "--checkpoint", "runs/pointmaze-medium-navigate-v0",
+                 "--episodes", "2", "--task", "3", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["per_task"]) == {"3"} and result["planner"]["pd_gains"] == [5.0, 0.0]

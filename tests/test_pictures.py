@@ -44,3 +44,34 @@ def test_plan_command_user_errors(args, message, capsys):
     assert main(["plan", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dfplan: error: ") and message in err and err.count("\n") == 1
+
+
+def test_plan_command_draws_the_picture_preset_by_default(tmp_path, capsys):
+    """By default enough rows to see the pyramid (29, not the acting planner's 3); --preset shipped draws the acting plan."""
+    out = tmp_path / "plan.png"
+    assert main(["plan", "--env", "maze2d-umaze", "--out", str(out), "--device", "cpu"]) == 0
+    assert "29 sampling rows of a pyramid schedule over 20 tokens, seed 0, preset picture" in capsys.readouterr().out
+    assert main(["plan", "--env", "maze2d-umaze", "--out", str(out), "--device", "cpu", "--preset", "shipped"]) == 0
+    assert "3 sampling rows of a pyramid schedule over 20 tokens, seed 0, preset shipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("maze", ["maze2d-umaze", "maze2d-large"])
+def test_picture_plans_reach_the_target(maze):
+    """The picture shows a plan that gets there: guidance through the model over 29 rows (benchmarks/plan_walls.py)."""
+    for seed in range(3):
+        planner = load_planner(shipped_checkpoint(f"{maze}-v1"), device="cpu", preset="picture", seed=seed)
+        observation, info = Maze2dEnv(maze).reset(seed=seed)
+        positions = record_denoising(planner, observation, info["target"]).positions[-1]
+        assert np.linalg.norm(positions - info["target"], axis=1).min() < 0.5
+
+
+@pytest.mark.parametrize("episodes, rows", [(3, 1), (6, 2), (40, 4)])
+def test_eval_plot_draws_the_episodes_asked_for_up_to_16(tmp_path, episodes, rows):
+    """Four panels to a row; 40 episodes draw the last 16 (the limit `--plot`'s help states)."""
+    png = tmp_path / "episodes.png"
+    assert main(["eval", "--env", "maze2d-umaze", "--policy", "oracle", "--episodes", str(episodes), "--batch-size", "5",
+                 "--plot", str(png)]) == 0
+    with Image.open(png) as image:
+        width, height = image.size
+    columns = min(episodes, 4)
+    assert round(height / width * columns) == rows

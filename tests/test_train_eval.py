@@ -7,6 +7,7 @@ import pytest
 
 from dfplanner.checkpoint import load_trained_model
 from dfplanner.cli import main
+from dfplanner.pretrained import SHIPPED_DIR
 from tiny_config import tiny_config
 
 TINY = tiny_config(warmup=5, save_every=10, log_every=5)
@@ -93,13 +94,15 @@ def test_shipped_umaze_planner_reaches_the_goal(tmp_path):
     assert result["success_rate"] >= 0.75 and result["normalized_score_mean"] > 50
 
 
-@pytest.mark.parametrize("maze", ["maze2d-umaze", "maze2d-medium", "maze2d-large"])
-def test_shipped_checkpoint_plans_with_its_committed_config(maze):
-    """What `dfplan eval` runs is what envs/configs says (and what `dfplan train --env` would record)."""
+@pytest.mark.parametrize("env_id", sorted(p.stem for p in SHIPPED_DIR.glob("*.json")))
+def test_shipped_checkpoint_plans_with_its_committed_config(env_id):
+    """What `dfplan eval` runs is what envs/configs says (and what `dfplan train` would record)."""
+    from dfplanner.cli import _config_name
     from dfplanner.config import load_config
     from dfplanner.pretrained import shipped_checkpoint
 
-    recorded = json.loads(shipped_checkpoint(f"{maze}-v1").read_text())
-    config = load_config(maze)
+    recorded = json.loads(shipped_checkpoint(env_id).read_text())
+    assert recorded["env_id"] == env_id
+    config = load_config(_config_name(env_id))
     assert recorded["planner"] == config["planner"]
     assert recorded["model"] == config["model"] and recorded["window"] == config["tokens"]["window"]

@@ -1,0 +1,51 @@
+"""Any other env registered with gymnasium (e.g. ``Pendulum-v1``): no goal, no success, returns only.
+
+The planner cannot know which observation dimensions are positions there, so it executes its diffused
+actions (no PD tracking) and its guidance maximizes the predicted reward: the model must be trained
+with the reward channel, which the config family file ``envs/configs/gymnasium.toml`` turns on.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from dfplanner.errors import DfplannerError
+
+CONFIG_FAMILY = "gymnasium"  # envs/configs/gymnasium.toml: the training config of these envs
+
+
+def is_registered(name: str) -> bool:
+    """Whether gymnasium can make `name` (its registry, as after the usual imports)."""
+    return name in gym.registry
+
+
+def make(env_id: str) -> gym.Env:
+    """The env, with the error of a broken registration (missing extra, bad kwargs) as a one-line error."""
+    try:
+        return gym.make(env_id)
+    except Exception as error:  # gymnasium raises many types here (DependencyNotInstalled, TypeError, ...)
+        raise DfplannerError(f"gymnasium could not make {env_id}: {type(error).__name__}: {error}") from None
+
+
+def spaces(env_id: str) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+    """The env's observation and action spaces, which must be flat boxes (the planner's tokens are vectors)."""
+    env = make(env_id)
+    env.close()
+    for name, space in (("observation", env.observation_space), ("action", env.action_space)):
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            raise DfplannerError(f"{env_id}: the planner needs a flat Box {name} space, it has {space}")
+    return env.observation_space, env.action_space
+
+
+# Reward guidance is off until asked for (--guidance-scale): on Pendulum-v1, from one noisy swing-up
+# controller's data, every scale tried lowered the return (README, "Any gymnasium env").
+GUIDANCE_SCALE = 0.0
+
+
+def planner_facts(env_id: str) -> dict:
+    """Reward cost, diffused actions clipped to the action space's bound, no goal hold."""
+    action_space = spaces(env_id)[1]
+    bound = float(np.max(np.abs(np.concatenate([action_space.low, action_space.high]))))
+    return {"cost": "reward", "guidance_scale": GUIDANCE_SCALE, "action_mode": "diffused", "hold_radius": 0.0,
+            "action_limit": bound}
