@@ -311,7 +311,7 @@ def training_evaluation(env_id: str, episodes: int, device: str) -> Callable:
     """Periodic evaluation during training, for TensorBoard: score, success, plans over the maze and
     one plan's denoising (the picture of `dfplan plan`)."""
     from dfplanner.denoising import record_denoising
-    from dfplanner.plotting import PLOTTED_EPISODES, denoising_figure, episodes_figure
+    from dfplanner.plotting import PLOTTED_EPISODES, denoising_figure, episodes_figure, maze2d_layout
     from dfplanner.pretrained import load_planner
 
     task = eval_task(env_id)
@@ -326,7 +326,7 @@ def training_evaluation(env_id: str, episodes: int, device: str) -> Callable:
         return {
             "normalized_score": result["normalized_score_mean"],
             "success_rate": result["success_rate"],
-            "plans": episodes_figure(task.maze, result["trajectories"][-count:], targets, plans),
+            "plans": episodes_figure(maze2d_layout(task.maze), result["trajectories"][-count:], targets, plans),
             "denoising": denoising_figure(task.maze, record_denoising(planner, start, targets[-1])),
         }
 

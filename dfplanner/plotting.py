@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,6 @@ from dfplanner.errors import DfplannerError  # noqa: E402
 if TYPE_CHECKING:
     from dfplanner.denoising import Denoising
 
-WALL_HALF_SIZE = 0.5  # D4RL's wall boxes, centred on cell (row, col)
 # The wall box of cell (r, c) is centred at world (r+1, c+1) and qpos 0 sits at world 1.2, so in
 # qpos coordinates cell (r, c) is centred at (r - 0.2, c - 0.2).
 CELL_OFFSET = -0.2
@@ -33,14 +33,54 @@ PLOTTED_EPISODES = 16  # `dfplan eval --plot` draws the last episodes of the run
 HOLD_LAST_SECONDS = 2.0  # the animation rests on the finished plan before looping
 
 
-def draw_maze(ax, maze: MazeSpec) -> None:
-    """Walls in D4RL's frame, drawn with x = column (qpos[1]) across and row (qpos[0]) down."""
-    for row, col in np.argwhere(maze.walls):
-        r, c = row + CELL_OFFSET, col + CELL_OFFSET
-        ax.add_patch(plt.Rectangle((c - WALL_HALF_SIZE, r - WALL_HALF_SIZE), 1, 1, color="0.25"))
-    rows, cols = maze.walls.shape
-    ax.set_xlim(-0.5 + CELL_OFFSET, cols - 0.5 + CELL_OFFSET)
-    ax.set_ylim(rows - 0.5 + CELL_OFFSET, -0.5 + CELL_OFFSET)
+@dataclass(frozen=True)
+class MazeLayout:
+    """A maze as the pictures draw it: wall cells (row, column), the cell size, where cell (0, 0)'s
+    centre falls (across, down), and which two position coordinates are drawn across and down."""
+
+    walls: np.ndarray
+    cell: float
+    origin: tuple[float, float]
+    across_down: tuple[int, int]
+
+    def screen(self, positions: np.ndarray) -> np.ndarray:
+        """(..., >= 2) positions -> (..., 2) picture coordinates (across, down)."""
+        return np.asarray(positions)[..., list(self.across_down)]
+
+
+def maze2d_layout(maze: MazeSpec) -> MazeLayout:
+    """D4RL's frame: positions are (row, column) = (down, across)."""
+    return MazeLayout(maze.walls, 1.0, (CELL_OFFSET, CELL_OFFSET), (1, 0))
+
+
+def ogbench_layout(name: str) -> MazeLayout:
+    """OGBench's frame: positions are (x, y) = (across, down), cell (i, j) centred at ij_to_xy((i, j))."""
+    from dfplanner.envs import ogbench
+
+    env = ogbench.make_env(ogbench.eval_env_id(name)).unwrapped
+    env.close()
+    return MazeLayout(env.maze_map == 1, float(env._maze_unit), tuple(env.ij_to_xy((0, 0))), (0, 1))
+
+
+def layout_of(task) -> MazeLayout:
+    """The picture of an evaluation task's maze (maze2d or OGBench PointMaze), or a user error."""
+    from dfplanner.envs import ogbench
+
+    if task.maze is not None:
+        return maze2d_layout(task.maze)
+    if ogbench.is_pointmaze(task.name):
+        return ogbench_layout(task.name)
+    raise DfplannerError(f"--plot draws maze2d and OGBench PointMaze layouts; {task.name} is neither")
+
+
+def draw_maze(ax, layout: MazeLayout) -> None:
+    half = layout.cell / 2
+    for row, col in np.argwhere(layout.walls):
+        across, down = layout.origin[0] + col * layout.cell, layout.origin[1] + row * layout.cell
+        ax.add_patch(plt.Rectangle((across - half, down - half), layout.cell, layout.cell, color="0.25"))
+    rows, cols = layout.walls.shape
+    ax.set_xlim(layout.origin[0] - half, layout.origin[0] + (cols - 0.5) * layout.cell)
+    ax.set_ylim(layout.origin[1] + (rows - 0.5) * layout.cell, layout.origin[1] - half)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -48,21 +88,21 @@ def draw_maze(ax, maze: MazeSpec) -> None:
 
 def plot_episodes(
     path: str | Path,
-    maze: MazeSpec,
+    layout: MazeLayout,
     trajectories: np.ndarray,
     targets: np.ndarray,
     plans: list[np.ndarray | None] | np.ndarray | None = None,
     title: str = "",
 ) -> None:
     """Write episodes_figure(...) as a PNG."""
-    fig = episodes_figure(maze, trajectories, targets, plans, title)
+    fig = episodes_figure(layout, trajectories, targets, plans, title)
     with atomic_output(path) as temp:
         fig.savefig(temp, dpi=110, format="png")
     plt.close(fig)
 
 
 def episodes_figure(
-    maze: MazeSpec,
+    layout: MazeLayout,
     trajectories: np.ndarray,
     targets: np.ndarray,
     plans: list[np.ndarray | None] | np.ndarray | None = None,
@@ -78,13 +118,14 @@ def episodes_figure(
         if i >= count:
             ax.axis("off")
             continue
-        draw_maze(ax, maze)
-        xy = trajectories[i]
-        ax.plot(xy[:, 1], xy[:, 0], color="tab:blue", lw=1.2, label="executed")
-        ax.scatter(xy[0, 1], xy[0, 0], color="tab:green", s=30, zorder=3, label="start")
-        ax.scatter(targets[i, 1], targets[i, 0], color="tab:red", marker="*", s=120, zorder=3, label="target")
+        draw_maze(ax, layout)
+        path, target = layout.screen(trajectories[i]), layout.screen(targets[i])
+        ax.plot(path[:, 0], path[:, 1], color="tab:blue", lw=1.2, label="executed")
+        ax.scatter(path[0, 0], path[0, 1], color="tab:green", s=30, zorder=3, label="start")
+        ax.scatter(target[0], target[1], color="tab:red", marker="*", s=120, zorder=3, label="target")
         if plans is not None and plans[i] is not None:
-            ax.plot(plans[i][:, 1], plans[i][:, 0], color="tab:orange", lw=1, ls="--", label="last plan")
+            plan = layout.screen(plans[i])
+            ax.plot(plan[:, 0], plan[:, 1], color="tab:orange", lw=1, ls="--", label="last plan")
     axes[0, 0].legend(loc="lower left", fontsize=6)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -106,7 +147,7 @@ def draw_denoising_frame(maze_ax, matrix_ax, maze: MazeSpec, denoising: Denoisin
     cmap = plt.get_cmap(NOISE_CMAP)
     row = denoising.rows[frame]
     levels = denoising.schedule[row] / denoising.num_levels
-    draw_maze(maze_ax, maze)
+    draw_maze(maze_ax, maze2d_layout(maze))
     path = np.vstack([denoising.start, denoising.positions[frame]])[:, ::-1]  # x = column, y = row
     token = np.arange(len(path) - 1) // denoising.frame_stack
     segments = LineCollection(np.stack([path[:-1], path[1:]], axis=1), colors=cmap(levels[token]), linewidths=2.5 - 1.5 * levels[token])
@@ -174,4 +215,4 @@ def plot_run(path: str | Path, task, policy, result: dict) -> None:
     targets = np.array([episode["target"] for episode in result["per_episode"][-count:]])
     score = f"normalized {result['normalized_score_mean']:.1f}" if task.d4rl_scores else f"return {result['return_mean']:.1f}"
     title = f"{task.name} {result['policy']}: {score}, success {result['success_rate']:.0%}"
-    plot_episodes(path, task.maze, result["trajectories"][-count:], targets, plans, title)
+    plot_episodes(path, layout_of(task), result["trajectories"][-count:], targets, plans, title)

@@ -255,3 +255,22 @@ def test_train_from_an_ogbench_id_then_plan_its_tasks(files, ogbench_data, tmp_p
                  "--episodes", "2", "--task", "3", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result["per_task"]) == {"3"} and result["planner"]["pd_gains"] == [5.0, 0.0]
+
+
+def test_eval_plot_draws_ogbench_s_maze(tmp_path):
+    """--plot draws OGBench's maze in its own frame: the oracle's paths stay off the wall cells."""
+    from PIL import Image
+
+    from dfplanner.cli import main
+    from dfplanner.plotting import ogbench_layout
+
+    png = tmp_path / "giant.png"
+    assert main(["eval", "--env", "pointmaze-giant-navigate-v0", "--policy", "oracle", "--episodes", "2", "--plot", str(png)]) == 0
+    with Image.open(png) as image:
+        assert image.format == "PNG"
+    layout = ogbench_layout("pointmaze-giant-navigate-v0")
+    assert layout.walls.shape == (12, 16) and layout.cell == 4.0
+    free = np.argwhere(~layout.walls)[0]
+    centre = np.array(layout.origin) + layout.cell * free[::-1]  # (across, down) of a free cell's centre = its (x, y)
+    env = og.make_env("pointmaze-giant-v0").unwrapped
+    np.testing.assert_allclose(centre, env.ij_to_xy(tuple(free)))

@@ -1,0 +1,98 @@
+"""Collect the OGBench PointMaze evaluation JSON files in results/ogbench/ into results/ogbench_table.md
+and the README's ogbench_table block, beside the published success rates (and print it).
+
+The JSON files are written by the commands in the table's footer; this script only formats:
+- results/ogbench/planner_NAME.json: the shipped planner, seed 0, 250 episodes (the reported table);
+- results/ogbench/ablations/NAME_VARIANT.json: the same episodes with one setting changed
+  (`--horizon 1`, `--horizon 20`, `--guidance-scale 0`);
+- results/ogbench/tuning/NAME_VARIANT.json: seed 777, 50 episodes, how the settings were chosen.
+"""
+
+from __future__ import annotations
+
+import json
+
+from report import RESULTS, publish
+
+MAZES, KINDS = ("medium", "large", "giant"), ("navigate", "stitch")
+# Success rates (%) on OGBench's 5 evaluation tasks, as published (issue 14 of this project lists the sources).
+PUBLISHED = {
+    "Diffusion Forcing (as reported in the MCTD paper, ICML 2025)": {"navigate": (65, 74, 50)},
+    "MCTD (tree search over DF plans; env modified)": {"navigate": (100, 98, 100)},
+    "QRL (best OGBench baseline)": {"navigate": (82, 86, 68), "stitch": (80, 84, 50)},
+    "HIQL": {"stitch": (74, 13, 0)},
+}
+COMMAND = ("dfplan eval --env pointmaze-MAZE-KIND-v0 --episodes 250 --seed 0 --batch-size 50 "
+           "--json results/ogbench/planner_pointmaze-MAZE-KIND-v0.json")
+ABLATIONS = {"horizon20": "--horizon 20", "horizon1": "--horizon 1", "unguided": "--guidance-scale 0"}
+ABLATION_COMMAND = ("dfplan eval --env NAME --episodes 250 --seed 0 --batch-size 50 FLAG "
+                    "--json results/ogbench/ablations/NAME_VARIANT.json")
+# runs/NAME is the folder `dfplan train --dataset ogbench:NAME` writes: the shipped weights before the
+# tuned [planner] section was added to the shipped JSON.
+TUNING_COMMAND = ("dfplan eval --env NAME --checkpoint runs/NAME/model --episodes 50 --seed 777 --batch-size 50 FLAGS "
+                  "--json results/ogbench/tuning/NAME_VARIANT.json")
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / "ogbench" / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def cell(result: dict | None) -> str:
+    if result is None:
+        return "not trained yet"
+    tasks = " / ".join(f"{v['success_rate']:.0%}" for _, v in sorted(result["per_task"].items()))
+    return f"**{result['success_rate']:.0%}** ({tasks})"
+
+
+def ablation_lines() -> list[str]:
+    """One change from the shipped planner per column, same 250 episodes (seed 0)."""
+    names = sorted(p.stem.removeprefix("planner_") for p in (RESULTS / "ogbench").glob("planner_*.json"))
+    lines = ["| dataset | shipped | " + " | ".join(f"`{flag}`" for flag in ABLATIONS.values()) + " |",
+             "|---|---|" + "---|" * len(ABLATIONS)]
+    for name in names:
+        shipped = load(f"planner_{name}")
+        cells = [load(f"ablations/{name}_{variant}") for variant in ABLATIONS]
+        horizon = shipped["planner"]["horizon"]
+        lines.append(f"| {name} (horizon {horizon}) | {shipped['success_rate']:.0%} | "
+                     + " | ".join("-" if r is None else f"{r['success_rate']:.0%}" for r in cells) + " |")
+    return lines
+
+
+def tuning_lines() -> list[str]:
+    """Each tuning run's settings read back from its JSON."""
+    lines = ["| dataset | guidance | scale | horizon | MCG | candidates | replan every | rolling | context tokens | actions | success | per task |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    runs = [json.loads(p.read_text()) for p in sorted((RESULTS / "ogbench" / "tuning").glob("*.json"))]
+    for r in sorted(runs, key=lambda r: (r["env"], r["planner"]["guidance"], r["planner"]["guidance_scale"], r["planner"]["horizon"])):
+        s = r["planner"]
+        tasks = " / ".join(f"{v['success_rate']:.0%}" for _, v in sorted(r["per_task"].items()))
+        lines.append(f"| {r['env']} | {s['guidance']} | {s['guidance_scale']:g} | {s['horizon']} | {s['mcg_samples']} | "
+                     f"{s['candidates']} | {r['planner']['replan_every']} | {'yes' if s['rolling'] else 'no'} | "
+                     f"{s['context_tokens']} | {s['action_mode']} | {r['success_rate']:.0%} | {tasks} |")
+    return lines
+
+
+def main() -> None:
+    lines = ["Success rate on OGBench's 5 evaluation tasks (ours: overall, then tasks 1-5; 250 episodes = 50 per "
+             "task, seed 0; the planner settings were chosen on seed 777).", ""]
+    for kind in KINDS:
+        lines += [f"| pointmaze-{kind} | " + " | ".join(MAZES) + " |", "|---|" + "---|" * len(MAZES)]
+        ours = [load(f"planner_pointmaze-{maze}-{kind}-v0") for maze in MAZES]
+        lines.append("| dfplanner (shipped checkpoint, trained on this CPU) | " + " | ".join(cell(r) for r in ours) + " |")
+        for name, rows in PUBLISHED.items():
+            if kind in rows:
+                lines.append(f"| {name} | " + " | ".join(f"{v}%" for v in rows[kind]) + " |")
+        oracle = [load(f"oracle_pointmaze-{maze}") for maze in MAZES]
+        lines.append("| scripted oracle (`--policy oracle`) | " + " | ".join("-" if r is None else f"{r['success_rate']:.0%}" for r in oracle) + " |")
+        lines.append("")
+    lines += [f"`{COMMAND}`, then `python benchmarks/ogbench_table.py`.", "",
+              "What the plan adds (success rate, same 250 episodes, one change per column):", "", *ablation_lines(), "",
+              f"`{ABLATION_COMMAND}`", "",
+              "How the settings were chosen (seed 777, 50 episodes = 10 per task, never a reporting seed):", "",
+              *tuning_lines(), "", f"`{TUNING_COMMAND}`"]
+    publish("ogbench_table", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
