@@ -59,6 +59,18 @@ def ablation_lines() -> list[str]:
     return lines
 
 
+def arrival_lines() -> list[str]:
+    """How fast the shipped planner arrives when it does, beside the oracle on the same episodes."""
+    lines = ["| dataset | first arrival, its successful episodes (mean steps) | oracle, all episodes (mean steps) |", "|---|---|---|"]
+    for name in sorted(p.stem.removeprefix("planner_") for p in (RESULTS / "ogbench").glob("planner_*.json")):
+        reached = [e["first_reach"] for e in load(f"planner_{name}")["per_episode"] if e["success"]]
+        oracle = load(f"oracle_{name.rsplit('-', 2)[0]}")
+        mean = f"{sum(reached) / len(reached):.0f}" if reached else "-"
+        oracle_mean = "-" if oracle is None else f"{oracle['first_reach_mean']:.0f}"
+        lines.append(f"| {name} | {mean} | {oracle_mean} |")
+    return lines
+
+
 def tuning_lines() -> list[str]:
     """Each tuning run's settings read back from its JSON."""
     lines = ["| dataset | guidance | scale | horizon | MCG | candidates | replan every | rolling | context tokens | actions | success | per task |",
@@ -89,6 +101,8 @@ def main() -> None:
     lines += [f"`{COMMAND}`, then `python benchmarks/ogbench_table.py`.", "",
               "What the plan adds (success rate, same 250 episodes, one change per column):", "", *ablation_lines(), "",
               f"`{ABLATION_COMMAND}`", "",
+              "Speed of arrival (seed 0; the oracle JSON is `results/ogbench/oracle_pointmaze-MAZE.json`, same episodes):", "",
+              *arrival_lines(), "",
               "How the settings were chosen (seed 777, 50 episodes = 10 per task, never a reporting seed):", "",
               *tuning_lines(), "", f"`{TUNING_COMMAND}`"]
     publish("ogbench_table", "\n".join(lines) + "\n")
