@@ -103,6 +103,7 @@ def process_group(device: str = "auto") -> Iterator[None]:
     dist.init_process_group("nccl" if resolve_device(device).type == "cuda" else "gloo")
     try:
         yield
+        dist.barrier()  # no rank tears gloo down while another still talks: that aborted a rank at exit
     finally:
         dist.destroy_process_group()
 
