@@ -8,7 +8,7 @@ Each cell is `dfplan eval --env maze2d-TASK [--multi-goal] --episodes N --seed S
 score with its standard error over all episodes, and the success rate. Cells whose JSON exists for the
 same episodes, seed and shipped checkpoint (its JSON's sha256) are not re-run, so an interrupted run
 resumes; delete a JSON to measure it again. The "untrained" row plans with the shipped sampler and
-guidance on a re-initialized denoiser (written to runs/ablations/, not committed).
+guidance (and routes) on a re-initialized denoiser (written to runs/ablations/, not committed).
 Writes results/ablations.md from every JSON present.
 """
 
@@ -23,6 +23,7 @@ import torch
 from dfplanner.checkpoint import TrainedModel, load_trained_model
 from dfplanner.envs.layouts import resolve_env_id
 from dfplanner.pretrained import shipped_checkpoint
+from dfplanner.routes import routes_path
 
 from dfplan_eval import checkpoint_digest, run_eval
 from report import ROOT, RESULTS, publish
@@ -33,7 +34,10 @@ UNTRAINED_DIR = ROOT / "runs" / "ablations"
 ROWS: dict[str, tuple[str, list[str]]] = {
     "shipped": ("the shipped planner", []),
     "horizon-1": ("plans one token (10 steps) ahead", ["--horizon", "1"]),
-    "untrained": ("re-initialized denoiser, same sampler and guidance", ["--checkpoint", "{untrained}"]),
+    "horizon-20": ("plans 20 tokens (200 steps) ahead", ["--horizon", "20"]),
+    "no-routes": ("aims straight at the goal, not along the data's routes", ["--route-lookahead", "0"]),
+    "no-routes-horizon-20": ("the planner shipped before routes: straight at the goal, 20 tokens", ["--route-lookahead", "0", "--horizon", "20"]),
+    "untrained": ("re-initialized denoiser, same sampler, guidance and routes", ["--checkpoint", "{untrained}"]),
     "guidance-plan": ("plan-space guidance", ["--guidance", "plan"]),
     "guidance-model": ("gradient through the model, bounded x0 step", ["--guidance", "model"]),
     "guidance-paper": ("gradient through the model, the paper's update (Algorithm 2)", ["--guidance", "paper"]),
@@ -52,10 +56,11 @@ UNTRAINED_SEED = 0
 def untrained_checkpoint(env_id: str) -> str:
     """The shipped checkpoint's description with freshly initialized weights."""
     stem = UNTRAINED_DIR / f"{env_id}-untrained"
-    if not stem.with_suffix(".json").exists():
+    if not stem.with_suffix(".json").exists() or not routes_path(stem.with_suffix(".json")).exists():
         shipped = load_trained_model(shipped_checkpoint(env_id))
         torch.manual_seed(UNTRAINED_SEED)
         fresh = TrainedModel.create(shipped.model_config, shipped.schedule, shipped.layout, shipped.normalizer, shipped.metadata)
+        fresh.routes = shipped.routes
         UNTRAINED_DIR.mkdir(parents=True, exist_ok=True)
         fresh.save(stem)
     return str(stem.with_suffix(".json"))
@@ -111,7 +116,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--only", nargs="*", choices=sorted(ROWS), default=None)
+    parser.add_argument("--untrained", default=None, metavar="ENV_ID",
+                        help="only write the re-initialized checkpoint of this env's shipped one (e.g. for OGBench's ablations)")
     args = parser.parse_args()
+    if args.untrained:
+        print(untrained_checkpoint(args.untrained))
+        return
     for task in args.tasks:
         for name in args.only or ROWS:
             for seed in args.seeds:

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from dfplanner.pretrained import shipped_checkpoint
+from dfplanner.routes import routes_path
 
 from report import ROOT
 
@@ -37,6 +38,8 @@ def run_eval(flags: list[str], threads: int | None = None) -> dict:
 
 
 def checkpoint_digest(env_id: str) -> str:
-    """sha256 of the shipped checkpoint's JSON (architecture, weights digest, planner settings): a
-    stored result made with another digest is stale."""
-    return hashlib.sha256(shipped_checkpoint(env_id).read_bytes()).hexdigest()
+    """sha256 of the shipped checkpoint's JSON (architecture, weights digest, planner settings) and of
+    its routes file: a stored result made with another digest is stale."""
+    path = shipped_checkpoint(env_id)
+    routes = routes_path(path)
+    return hashlib.sha256(path.read_bytes() + (routes.read_bytes() if routes.exists() else b"")).hexdigest()

@@ -4,7 +4,9 @@ and the README's ogbench_table block, beside the published success rates (and pr
 The JSON files are written by the commands in the table's footer; this script only formats:
 - results/ogbench/planner_NAME.json: the shipped planner, seed 0, 250 episodes (the reported table);
 - results/ogbench/ablations/NAME_VARIANT.json: the same episodes with one setting changed
-  (`--horizon 1`, `--horizon 20`, `--guidance-scale 0`);
+  (`--horizon 1`, `--horizon 20`, `--route-lookahead 0`, `--guidance-scale 0`, and the shipped sampler,
+  guidance and routes on a re-initialized denoiser: `python benchmarks/ablations.py --untrained NAME`
+  writes runs/ablations/NAME-untrained.json);
 - results/ogbench/tuning/NAME_VARIANT.json: seed 777, 50 episodes, how the settings were chosen.
 """
 
@@ -24,7 +26,8 @@ PUBLISHED = {
 }
 COMMAND = ("dfplan eval --env pointmaze-MAZE-KIND-v0 --episodes 250 --seed 0 --batch-size 50 "
            "--json results/ogbench/planner_pointmaze-MAZE-KIND-v0.json")
-ABLATIONS = {"horizon20": "--horizon 20", "horizon1": "--horizon 1", "unguided": "--guidance-scale 0"}
+ABLATIONS = {"horizon20": "--horizon 20", "horizon1": "--horizon 1", "noroutes": "--route-lookahead 0",
+             "unguided": "--guidance-scale 0", "untrained": "--checkpoint runs/ablations/NAME-untrained.json"}
 ABLATION_COMMAND = ("dfplan eval --env NAME --episodes 250 --seed 0 --batch-size 50 FLAG "
                     "--json results/ogbench/ablations/NAME_VARIANT.json")
 # runs/NAME is the folder `dfplan train --dataset ogbench:NAME` writes: the shipped weights before the
@@ -53,8 +56,8 @@ def ablation_lines() -> list[str]:
     for name in names:
         shipped = load(f"planner_{name}")
         cells = [load(f"ablations/{name}_{variant}") for variant in ABLATIONS]
-        horizon = shipped["planner"]["horizon"]
-        lines.append(f"| {name} (horizon {horizon}) | {shipped['success_rate']:.0%} | "
+        s = shipped["planner"]
+        lines.append(f"| {name} (horizon {s['horizon']}, route lookahead {s.get('route_lookahead', 0):g}) | {shipped['success_rate']:.0%} | "
                      + " | ".join("-" if r is None else f"{r['success_rate']:.0%}" for r in cells) + " |")
     return lines
 
@@ -73,13 +76,13 @@ def arrival_lines() -> list[str]:
 
 def tuning_lines() -> list[str]:
     """Each tuning run's settings read back from its JSON."""
-    lines = ["| dataset | guidance | scale | horizon | MCG | candidates | replan every | rolling | context tokens | actions | success | per task |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | route lookahead | guidance | scale | horizon | MCG | candidates | replan every | rolling | context tokens | actions | success | per task |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     runs = [json.loads(p.read_text()) for p in sorted((RESULTS / "ogbench" / "tuning").glob("*.json"))]
-    for r in sorted(runs, key=lambda r: (r["env"], r["planner"]["guidance"], r["planner"]["guidance_scale"], r["planner"]["horizon"])):
+    for r in sorted(runs, key=lambda r: (r["env"], r["planner"].get("route_lookahead", 0), r["planner"]["guidance"], r["planner"]["guidance_scale"], r["planner"]["horizon"])):
         s = r["planner"]
         tasks = " / ".join(f"{v['success_rate']:.0%}" for _, v in sorted(r["per_task"].items()))
-        lines.append(f"| {r['env']} | {s['guidance']} | {s['guidance_scale']:g} | {s['horizon']} | {s['mcg_samples']} | "
+        lines.append(f"| {r['env']} | {s.get('route_lookahead', 0):g} | {s['guidance']} | {s['guidance_scale']:g} | {s['horizon']} | {s['mcg_samples']} | "
                      f"{s['candidates']} | {r['planner']['replan_every']} | {'yes' if s['rolling'] else 'no'} | "
                      f"{s['context_tokens']} | {s['action_mode']} | {r['success_rate']:.0%} | {tasks} |")
     return lines
@@ -99,7 +102,8 @@ def main() -> None:
         lines.append("| scripted oracle (`--policy oracle`) | " + " | ".join("-" if r is None else f"{r['success_rate']:.0%}" for r in oracle) + " |")
         lines.append("")
     lines += [f"`{COMMAND}`, then `python benchmarks/ogbench_table.py`.", "",
-              "What the plan adds (success rate, same 250 episodes, one change per column):", "", *ablation_lines(), "",
+              "What each part adds (success rate, same 250 episodes, one change per column; `untrained`: the "
+              "shipped sampler, guidance and routes on a re-initialized denoiser):", "", *ablation_lines(), "",
               f"`{ABLATION_COMMAND}`", "",
               "Speed of arrival (seed 0; the oracle JSON is `results/ogbench/oracle_pointmaze-MAZE.json`, same episodes):", "",
               *arrival_lines(), "",

@@ -25,6 +25,7 @@ from dfplanner.atomic import atomic_output
 from dfplanner.errors import DfplannerError
 from dfplanner.models import build_model
 from dfplanner.noise import NoiseSchedule
+from dfplanner.routes import DataRoutes, routes_path
 from dfplanner.tokens import Normalizer, TokenCodec, TokenLayout
 
 FORMAT_VERSION = 1
@@ -87,6 +88,7 @@ class TrainedModel:
     normalizer: Normalizer
     model_config: dict
     metadata: dict = field(default_factory=dict)  # env_id, training steps, planner defaults, ...
+    routes: DataRoutes | None = None  # the training data's routes (dfplanner.routes), when saved with it
 
     @classmethod
     def create(cls, model_config: dict, schedule: NoiseSchedule, layout: TokenLayout, normalizer: Normalizer, metadata: dict | None = None) -> "TrainedModel":
@@ -112,6 +114,8 @@ class TrainedModel:
         stem = Path(stem)
         write_tensors(stem.with_suffix(".safetensors"), state_dict or self.model.state_dict())
         write_json(stem.with_suffix(".json"), {**self.description(), DIGEST_KEY: file_sha256(stem.with_suffix(".safetensors"))})
+        if self.routes is not None:
+            self.routes.save(routes_path(stem.with_suffix(".json")))
 
 
 def record_digest(json_path: Path) -> None:
@@ -174,4 +178,6 @@ def load_trained_model(path: Path, device: str | torch.device = "cpu") -> Traine
         first = str(error).strip().splitlines()[0]
         raise DfplannerError(f"{weights_path}: weights do not match the model in {json_path.name} ({first})") from None
     trained.model.to(device).eval()
+    if routes_path(json_path).exists():
+        trained.routes = DataRoutes.load(routes_path(json_path))
     return trained

@@ -314,6 +314,22 @@ def _train_dataset(source: str | Path | None, env_id: str | None) -> tuple[str |
     return source, dataset
 
 
+def cmd_routes(args: argparse.Namespace) -> None:
+    """Write a checkpoint's routes (dfplanner.routes) from its training data, e.g. for one trained before routes existed."""
+    from dfplanner.checkpoint import checkpoint_paths, read_json
+    from dfplanner.routes import routes_for, routes_path
+
+    json_path, _ = checkpoint_paths(Path(args.checkpoint))
+    env_id = read_json(json_path).get("env_id")
+    source, dataset = _train_dataset(args.dataset or read_json(json_path).get("dataset"), env_id)
+    routes = routes_for(dataset, env_id)
+    if routes is None:
+        raise DfplannerError(f"{json_path}: {env_id or 'its env'} has no positions to route between (routes are for mazes)")
+    routes.save(routes_path(json_path))
+    print(f"wrote {routes_path(json_path)}: {len(routes.nodes)} cells from {source} (median step {routes.step:.3g}), "
+          f"{len(routes.sources)} recorded links between them")
+
+
 def _known_env(name: str) -> bool:
     from dfplanner.envs import resolve_env
 
@@ -439,6 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(func=cmd_plan)
 
     _add_train_command(commands)
+    routes = commands.add_parser("routes", help="write a checkpoint's routes from its training data (dfplan train does it itself)")
+    routes.add_argument("--checkpoint", required=True, help="the checkpoint (NAME.json or a run folder); writes NAME.routes.safetensors")
+    routes.add_argument("--dataset", default=None, help="its training data (default: the one it records, or the maze's generated one)")
+    routes.set_defaults(func=cmd_routes)
     _add_config_command(commands)
     return parser
 

@@ -23,6 +23,7 @@ which on maze2d is far more robust than replaying diffused actions (results/abla
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +97,9 @@ class DiffusionForcingPlanner:
         dims = s.position_dims + s.velocity_dims
         if any(not 0 <= d < layout.obs_dim for d in dims):
             raise DfplannerError(f"position_dims / velocity_dims {dims} must lie in [0, {layout.obs_dim}) for this model")
+        if s.route_lookahead > 0 and self.trained.routes is None and s.cost == "goal":
+            warnings.warn("this checkpoint has no routes beside it (NAME.routes.safetensors), so plans aim straight at the goal; "
+                          "`dfplan routes --checkpoint CHECKPOINT` makes them from its training data", stacklevel=3)
         if s.action_mode == "pd" and not s.position_dims:
             raise DfplannerError("PD tracking needs position_dims (and velocity_dims): which observation dimensions to track")
         if s.stabilization_level > levels:
@@ -264,7 +268,7 @@ class DiffusionForcingPlanner:
         """Sample `candidates` plans per environment in one batch; return the cheapest of each and its index."""
         s = self.settings
         n = s.candidates if self.cost is not None else 1
-        goal = self.goal[torch.as_tensor(envs, device=self.device)] if self.goal is not None else None
+        goal = self._aim(envs, current)
         goal, start = (goal.repeat_interleave(n, 0) if goal is not None else None), current.repeat_interleave(n, 0)
         objective = PlanObjective(self.cost, self.trained.codec, start, goal) if self.cost is not None else None
         guidance = make_guidance(s.guidance, objective, s.guidance_scale, s.mcg_samples)
@@ -281,6 +285,18 @@ class DiffusionForcingPlanner:
             best = objective(sampled.estimate).view(-1, n).argmin(dim=1)
         chosen = best + torch.arange(len(envs), device=best.device) * n
         return sampled.estimate[chosen], best.cpu().numpy()
+
+    def _aim(self, envs: np.ndarray, current: torch.Tensor) -> torch.Tensor | None:
+        """What the cost aims at: the goal, or with routes the subgoal along the data's route to it."""
+        if self.goal is None:
+            return None
+        goal = self.goal[torch.as_tensor(envs, device=self.device)]
+        s = self.settings
+        if s.route_lookahead == 0 or self.trained.routes is None:
+            return goal
+        positions = current[:, list(s.position_dims)].float().cpu().numpy()
+        subgoals = self.trained.routes.subgoals(positions, goal.float().cpu().numpy(), s.route_lookahead)
+        return torch.as_tensor(subgoals, device=self.device, dtype=goal.dtype)
 
     def plan(self, on_row: RowCallback | None = None) -> Plan:
         """Plan now for every environment (all must be at a token boundary) and return the plans.

@@ -9,8 +9,10 @@ action bound, and for envs without a goal the reward cost and diffused actions),
 The defaults are the best measured settings, so `DiffusionForcingPlanner(trained)` plans as the shipped
 planner does: the sampling (2 steps per token, uncertainty 0.05) from results/sampling_grid.md; the
 guidance (gradient through the model, scale 5) and the goal hold (0.5) tuned on maze2d medium,
-medium-multi and large-multi with seed 777 (results/tuning.md); MCG off because the ablation on seeds
-0 and 1 does not support it (results/ablations.md). The
+medium-multi and large-multi with seed 777 (results/tuning.md); the cost aimed 40 recorded steps along
+the training data's routes (dfplanner.routes), tuned on seed 777 on maze2d (results/tuning.md; OGBench's
+family config sets 20, results/ogbench_table.md); MCG off because the ablation on seeds 0 and 1 does not
+support it (results/ablations.md). The
 `dfplan eval` / `dfplan plan` flags are generated from the fields' metadata. Settings are frozen:
 change them with `dataclasses.replace` (which validates again), never on a built planner.
 """
@@ -60,6 +62,7 @@ class PlannerSettings:
     position_dims: tuple[int, ...] = _setting((), "observation dimensions holding the position (goal cost, PD)", flag=False)
     velocity_dims: tuple[int, ...] = _setting((), "observation dimensions holding the velocity (PD)", flag=False)
     cost: str = _setting("goal", "what guidance minimizes", COST_NAMES)
+    route_lookahead: int = _setting(40, "aim the cost this many recorded steps along the training data's route to the goal (0: straight at the goal; dfplanner.routes)")
     hold_radius: float = _setting(0.5, "from its first step this near the goal, a plan holds the goal at rest (0: off; dfplanner.goal_hold)")
     guidance: str = _setting("model", "how the cost's gradient steers sampling (dfplanner.guidance)", GUIDANCE_NAMES)
     guidance_scale: float = _setting(5.0, "guidance strength (0: unguided)")
@@ -84,7 +87,7 @@ class PlannerSettings:
 
     def _check_numbers(self) -> None:
         minimum = {"horizon": 1, "sampling_steps": 1, "replan_every": 1, "context_tokens": 0, "episode_steps": 1,
-                   "mcg_samples": 1, "candidates": 1, "stabilization_level": 0}
+                   "mcg_samples": 1, "candidates": 1, "stabilization_level": 0, "route_lookahead": 0}
         for name, low in minimum.items():
             value = getattr(self, name)
             if value is None and name in ("replan_every", "episode_steps"):

@@ -45,6 +45,7 @@ from dfplanner.datasets import OfflineDataset
 from dfplanner.errors import DfplannerError
 from dfplanner.noise import NoiseSchedule
 from dfplanner.objective import EMA, diffusion_forcing_loss
+from dfplanner.routes import routes_for
 from dfplanner.device import resolve_device
 from dfplanner.tokens import Normalizer, TokenLayout
 from dfplanner.windows import WindowSampler
@@ -156,6 +157,7 @@ class Trainer:
         )
         metadata = {"env_id": env_id, "dataset": dataset.source, "training_steps": 0, "planner": config["planner"], "window": tokens_cfg["window"]}
         self.trained = TrainedModel.create(config["model"], NoiseSchedule(**config["diffusion"]), layout, self.sampler.normalizer, metadata)
+        self.trained.routes = routes_for(dataset, env_id)
         self.model = self.trained.model.to(self.device)
         settings = config["training"]
         self.loss = _Loss(self.model, self.trained.schedule, settings["loss_weighting"])

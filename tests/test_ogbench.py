@@ -224,8 +224,8 @@ def test_cli_eval_one_task_json_and_planner_without_checkpoint(tmp_path):
     assert ran.returncode == 0, ran.stderr
     result = json.loads(out.read_text())
     assert result["per_task"] == {"2": {"episodes": 3, "success_rate": 1.0}} and "per task" in ran.stdout
-    ran = run_cli("eval", "--env", "pointmaze-giant-stitch-v0", "--policy", "planner")
-    assert ran.returncode == 2 and ran.stderr.count("\n") == 1 and "no shipped checkpoint for pointmaze-giant-stitch-v0" in ran.stderr
+    ran = run_cli("eval", "--env", "pointmaze-medium-v0", "--policy", "planner")  # the env alone: no dataset, no checkpoint
+    assert ran.returncode == 2 and ran.stderr.count("\n") == 1 and "no shipped checkpoint for pointmaze-medium-v0" in ran.stderr
 
 
 def test_cli_generate_writes_ogbench_s_file_names(ogbench_data):

@@ -52,7 +52,7 @@ def test_plan_command_draws_the_picture_preset_by_default(tmp_path, capsys):
     assert main(["plan", "--env", "maze2d-umaze", "--out", str(out), "--device", "cpu"]) == 0
     assert "29 sampling rows of a pyramid schedule over 20 tokens, seed 0, preset picture" in capsys.readouterr().out
     assert main(["plan", "--env", "maze2d-umaze", "--out", str(out), "--device", "cpu", "--preset", "shipped"]) == 0
-    assert "3 sampling rows of a pyramid schedule over 20 tokens, seed 0, preset shipped" in capsys.readouterr().out
+    assert "3 sampling rows of a pyramid schedule over 5 tokens, seed 0, preset shipped" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("maze", ["maze2d-umaze", "maze2d-large"])

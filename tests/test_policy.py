@@ -43,7 +43,8 @@ def test_single_observation_and_vector_env_batch(umaze_policy):
     umaze_policy.reset(obs, goal=info["target"])
     action = umaze_policy(obs)
     assert action.shape == (2,) and action.dtype == np.float32 and np.all(np.abs(action) <= 1)
-    assert umaze_policy.planned_positions.shape == (200, 2)
+    steps = umaze_policy.planner.settings.horizon * umaze_policy.planner.trained.layout.frame_stack
+    assert umaze_policy.planned_positions.shape == (steps, 2)
 
     envs = gymnasium.vector.SyncVectorEnv([lambda: gymnasium.make("maze2d-umaze-v1") for _ in range(3)])
     obs, info = envs.reset(seed=0)
@@ -52,7 +53,7 @@ def test_single_observation_and_vector_env_batch(umaze_policy):
         actions = umaze_policy(obs)
         assert actions.shape == (3, 2) and np.all(np.abs(actions) <= 1)
         obs, *_ = envs.step(actions)
-        assert umaze_policy.planned_positions.shape == (3, 200 - step % 10, 2)
+        assert umaze_policy.planned_positions.shape == (3, steps - step % 10, 2)
     assert (umaze_policy.plan.start_step == 10).all()
 
 

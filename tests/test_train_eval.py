@@ -33,6 +33,19 @@ def test_tensorboard_gets_losses_scores_plan_and_denoising_pictures(tiny_run):
     assert {"eval/plans", "eval/denoising"} <= set(events.Tags()["images"])
 
 
+def test_training_writes_the_datas_routes_beside_the_model(tiny_run):
+    """The routes come from the training data: every cell is a recorded position, linked by recorded steps."""
+    from dfplanner.checkpoint import load_trained_model
+    from dfplanner.datasets import load_dataset
+
+    folder, _ = tiny_run
+    routes = load_trained_model(folder / "run").routes
+    data = load_dataset(folder / "umaze.hdf5").observations[:, :2]
+    assert routes is not None and len(routes.sources) > 0
+    nearest = np.sqrt(((routes.nodes[:, None, :] - data[None]) ** 2).sum(-1)).min(1)
+    assert nearest.max() < 8 * routes.step  # each cell (5 steps wide) has its mean among the data's positions
+
+
 def test_resume_takes_everything_from_the_run_and_refuses_contradicting_flags(tiny_run, tmp_path, capsys):
     folder, args = tiny_run
     run = folder / "run"
