@@ -39,6 +39,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "no-routes-horizon-20": ("the planner shipped before routes: straight at the goal, 20 tokens", ["--route-lookahead", "0", "--horizon", "20"]),
     "untrained": ("re-initialized denoiser, same sampler, guidance and routes", ["--checkpoint", "{untrained}"]),
     "guidance-plan": ("plan-space guidance", ["--guidance", "plan"]),
+    "guidance-plan-15": ("plan-space guidance at scale 15 (maze2d-large's setting before routes)", ["--guidance", "plan", "--guidance-scale", "15"]),
+    "untrained-guidance-plan-15": ("the same on the re-initialized denoiser", ["--checkpoint", "{untrained}", "--guidance", "plan", "--guidance-scale", "15"]),
     "guidance-model": ("gradient through the model, bounded x0 step", ["--guidance", "model"]),
     "guidance-paper": ("gradient through the model, the paper's update (Algorithm 2)", ["--guidance", "paper"]),
     "mcg-1": ("Monte Carlo Guidance off", ["--mcg-samples", "1"]),

@@ -49,6 +49,7 @@ class DataRoutes:
     targets: np.ndarray  # (E,) int64: ... to cell targets[e]
     step: float  # the median distance between consecutive recorded positions
     _to_goal: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _backwards: csr_matrix | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, positions: np.ndarray, episode_ends: np.ndarray, step: float) -> DataRoutes:
@@ -107,11 +108,12 @@ class DataRoutes:
 
     def _routes_to(self, goal_node: int) -> tuple[np.ndarray, np.ndarray]:
         """Distance from every cell to this one along recorded steps, and each cell's next cell on the way."""
-        if goal_node not in self._to_goal:
+        if self._backwards is None:  # each link reversed, its length the distance between the cells' means
             lengths = np.linalg.norm(self.nodes[self.sources] - self.nodes[self.targets], axis=1)
             n = len(self.nodes)
-            backwards = csr_matrix((lengths, (self.targets, self.sources)), shape=(n, n))
-            distance, previous = dijkstra(backwards, indices=goal_node, return_predecessors=True)
+            self._backwards = csr_matrix((lengths, (self.targets, self.sources)), shape=(n, n))
+        if goal_node not in self._to_goal:
+            distance, previous = dijkstra(self._backwards, indices=goal_node, return_predecessors=True)
             self._to_goal[goal_node] = (distance, previous)  # previous on the reversed graph = next on the route
         return self._to_goal[goal_node]
 

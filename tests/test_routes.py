@@ -103,7 +103,7 @@ def test_routes_command_writes_the_checkpoints_routes(tmp_path):
     trained.save(tmp_path / "model")
     assert main(["routes", "--checkpoint", str(tmp_path / "model.json")]) == 0
     routes = DataRoutes.load(routes_path(tmp_path / "model.json"))
-    assert len(routes.nodes) > 10 and json.loads((tmp_path / "model.json").read_text())["env_id"]
+    assert len(routes.nodes) > 10 and np.isfinite(routes.distance(walk[:1], walk[-1:])[0])
 
 
 def test_routed_planner_solves_the_task_the_straight_line_never_did(tmp_path):
