@@ -35,6 +35,9 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "shipped": ("the shipped planner", []),
     "horizon-1": ("plans one token (10 steps) ahead", ["--horizon", "1"]),
     "horizon-20": ("plans 20 tokens (200 steps) ahead", ["--horizon", "20"]),
+    "sampling-steps-2": ("2 denoising steps per token instead of 3 (the planner shipped before)", ["--sampling-steps", "2"]),
+    "horizon-1-sampling-steps-2": ("the same, planning one token ahead", ["--sampling-steps", "2", "--horizon", "1"]),
+    "sampling-steps-4": ("4 denoising steps per token", ["--sampling-steps", "4"]),
     "no-routes": ("aims straight at the goal, not along the data's routes", ["--route-lookahead", "0"]),
     "no-routes-horizon-20": ("the planner shipped before routes: straight at the goal, 20 tokens", ["--route-lookahead", "0", "--horizon", "20"]),
     "untrained": ("re-initialized denoiser, same sampler, guidance and routes", ["--checkpoint", "{untrained}"]),
@@ -56,9 +59,12 @@ UNTRAINED_SEED = 0
 
 
 def untrained_checkpoint(env_id: str) -> str:
-    """The shipped checkpoint's description with freshly initialized weights."""
+    """The shipped checkpoint's description with freshly initialized weights (made again when the
+    shipped planner settings change, so the row always plans as the shipped planner does)."""
     stem = UNTRAINED_DIR / f"{env_id}-untrained"
-    if not stem.with_suffix(".json").exists() or not routes_path(stem.with_suffix(".json")).exists():
+    made = stem.with_suffix(".json")
+    settings = json.loads(shipped_checkpoint(env_id).read_text()).get("planner")
+    if not made.exists() or not routes_path(made).exists() or json.loads(made.read_text()).get("planner") != settings:
         shipped = load_trained_model(shipped_checkpoint(env_id))
         torch.manual_seed(UNTRAINED_SEED)
         fresh = TrainedModel.create(shipped.model_config, shipped.schedule, shipped.layout, shipped.normalizer, shipped.metadata)

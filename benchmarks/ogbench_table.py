@@ -6,7 +6,8 @@ The JSON files are written by the commands in the table's footer; this script on
 - results/ogbench/ablations/NAME_VARIANT.json: the same episodes with one setting changed
   (`--horizon 1`, `--horizon 20`, `--route-lookahead 0`, `--guidance-scale 0`, and the shipped sampler,
   guidance and routes on a re-initialized denoiser: `python benchmarks/ablations.py --untrained NAME`
-  writes runs/ablations/NAME-untrained.json);
+  writes runs/ablations/NAME-untrained.json), and on it plan-space guidance at scale 15: a model-free
+  route follower);
 - results/ogbench/tuning/NAME_VARIANT.json: seed 777, 50 episodes, how the settings were chosen.
 """
 
@@ -27,7 +28,8 @@ PUBLISHED = {
 COMMAND = ("dfplan eval --env pointmaze-MAZE-KIND-v0 --episodes 250 --seed 0 --batch-size 50 "
            "--json results/ogbench/planner_pointmaze-MAZE-KIND-v0.json")
 ABLATIONS = {"horizon20": "--horizon 20", "horizon1": "--horizon 1", "noroutes": "--route-lookahead 0",
-             "unguided": "--guidance-scale 0", "untrained": "--checkpoint runs/ablations/NAME-untrained.json"}
+             "unguided": "--guidance-scale 0", "untrained": "--checkpoint runs/ablations/NAME-untrained.json",
+             "untrainedplan15": "--checkpoint runs/ablations/NAME-untrained.json --guidance plan --guidance-scale 15"}
 ABLATION_COMMAND = ("dfplan eval --env NAME --episodes 250 --seed 0 --batch-size 50 FLAG "
                     "--json results/ogbench/ablations/NAME_VARIANT.json")
 # runs/NAME is the folder `dfplan train --dataset ogbench:NAME` writes: the shipped weights before the
@@ -62,15 +64,22 @@ def ablation_lines() -> list[str]:
     return lines
 
 
+def mean_arrival(result: dict | None) -> str:
+    """Mean first-arrival step over the episodes that arrived."""
+    reached = [e["first_reach"] for e in result["per_episode"] if e["success"]] if result else []
+    return f"{sum(reached) / len(reached):.0f}" if reached else "-"
+
+
 def arrival_lines() -> list[str]:
-    """How fast the shipped planner arrives when it does, beside the oracle on the same episodes."""
-    lines = ["| dataset | first arrival, its successful episodes (mean steps) | oracle, all episodes (mean steps) |", "|---|---|---|"]
+    """How fast the shipped planner arrives when it does, beside the model-free route follower and the
+    oracle on the same episodes."""
+    lines = ["| dataset | shipped planner: first arrival, its successful episodes (mean steps) | route follower "
+             "(last ablation column), its successful episodes | oracle, all episodes |", "|---|---|---|---|"]
     for name in sorted(p.stem.removeprefix("planner_") for p in (RESULTS / "ogbench").glob("planner_*.json")):
-        reached = [e["first_reach"] for e in load(f"planner_{name}")["per_episode"] if e["success"]]
         oracle = load(f"oracle_{name.rsplit('-', 2)[0]}")
-        mean = f"{sum(reached) / len(reached):.0f}" if reached else "-"
         oracle_mean = "-" if oracle is None else f"{oracle['first_reach_mean']:.0f}"
-        lines.append(f"| {name} | {mean} | {oracle_mean} |")
+        lines.append(f"| {name} | {mean_arrival(load(f'planner_{name}'))} | "
+                     f"{mean_arrival(load(f'ablations/{name}_untrainedplan15'))} | {oracle_mean} |")
     return lines
 
 
@@ -103,7 +112,8 @@ def main() -> None:
         lines.append("")
     lines += [f"`{COMMAND}`, then `python benchmarks/ogbench_table.py`.", "",
               "What each part adds (success rate, same 250 episodes, one change per column; `untrained`: the "
-              "shipped sampler, guidance and routes on a re-initialized denoiser):", "", *ablation_lines(), "",
+              "shipped sampler, guidance and routes on a re-initialized denoiser; the last column pulls that "
+              "denoiser's plan straight at the routes' subgoal, a route follower with no learned model):", "", *ablation_lines(), "",
               f"`{ABLATION_COMMAND}`", "",
               "Speed of arrival (seed 0; the oracle JSON is `results/ogbench/oracle_pointmaze-MAZE.json`, same episodes):", "",
               *arrival_lines(), "",

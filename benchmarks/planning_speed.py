@@ -5,12 +5,14 @@
 Configurations (all on the shipped checkpoint):
 - shipped: the package's settings;
 - shipped, horizon 1: the same planner planning one token ahead (what the plan's length buys);
+- shipped, 4 sampling steps: one denoising step per token more than shipped (what it would cost);
 - paper sampling, shipped guidance: the paper's sampling (pyramid over 50 DDIM steps from white noise,
   horizon = the rest of the episode) with the shipped guidance and PD tracking: isolates sampling cost;
 - paper planner: `--preset paper`, the paper's maze2d planner (dfplanner/presets/paper.toml).
 Every measurement is a `dfplan eval` subprocess (so its peak memory is its own), with replanning at
 every token (the finest our 10-step tokens allow):
-- one environment, one thread: actions/s and plans/s inside the policy;
+- one environment, one thread: actions/s and plans/s inside the policy, the median of three runs
+  (single runs of this small workload differ by up to 30%);
 - `--episodes` environments in one batch, two threads: scores (same seeds for both) and env steps/s
   of the whole run (env stepping included).
 Writes results/planning_speed.json, results/planning_speed.md and the README's planning_speed block.
@@ -30,13 +32,15 @@ from dfplan_eval import run_eval
 from report import RESULTS, publish
 
 SINGLE_ENV_EPISODES = 2
+SINGLE_ENV_RUNS = 3
 PAPER_SAMPLING_STEPS = 50
 PAPER_REPLAN_EVERY = 10
 
 
 def measure(name: str, overrides: list[str], env_id: str, episodes: int, seed: int) -> dict:
     base = ["--env", env_id, "--seed", str(seed), *overrides]
-    single = run_eval([*base, "--episodes", str(SINGLE_ENV_EPISODES), "--batch-size", "1"], threads=1)
+    singles = [run_eval([*base, "--episodes", str(SINGLE_ENV_EPISODES), "--batch-size", "1"], threads=1) for _ in range(SINGLE_ENV_RUNS)]
+    single = sorted(singles, key=lambda r: r["decisions_per_second"])[SINGLE_ENV_RUNS // 2]
     batched = run_eval([*base, "--episodes", str(episodes), "--batch-size", str(episodes)], threads=2)
     replan_every = batched["planner"]["replan_every"]
     steps = batched["episodes"] * MAZES[env_id].max_episode_steps
@@ -45,13 +49,14 @@ def measure(name: str, overrides: list[str], env_id: str, episodes: int, seed: i
         "flags": overrides,
         "single_env_actions_per_s": single["decisions_per_second"],
         "single_env_plans_per_s": single["decisions_per_second"] / replan_every,
+        "single_env_plans_per_s_runs": [r["decisions_per_second"] / replan_every for r in singles],
         "batched_env_steps_per_s": steps / batched["wall_time_s"],
         "batched_wall_time_s": batched["wall_time_s"],
         "normalized_score_mean": batched["normalized_score_mean"],
         "normalized_score_sem": batched["normalized_score_sem"],
         "success_rate": batched["success_rate"],
         "episodes": batched["episodes"],
-        "peak_rss_mb": max(single["peak_rss_mb"], batched["peak_rss_mb"]),
+        "peak_rss_mb": max(*(r["peak_rss_mb"] for r in singles), batched["peak_rss_mb"]),
         "planner": batched["planner"],
     }
 
@@ -59,12 +64,12 @@ def measure(name: str, overrides: list[str], env_id: str, episodes: int, seed: i
 def write_table(report: dict) -> None:
     shipped, paper = report["configurations"][0], report["configurations"][-1]
     rows = [
-        "| configuration | plans/s, 1 env | actions/s, 1 env | env steps/s, batched | normalized (± sem) | success | peak memory |",
+        "| configuration | plans/s, 1 env (median; 3 runs) | actions/s, 1 env | env steps/s, batched | normalized (± sem) | success | peak memory |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in report["configurations"]:
         rows.append(
-            f"| {r['name']} | {r['single_env_plans_per_s']:.1f} | {r['single_env_actions_per_s']:.0f} | "
+            f"| {r['name']} | {r['single_env_plans_per_s']:.1f} ({min(r['single_env_plans_per_s_runs']):.0f}-{max(r['single_env_plans_per_s_runs']):.0f}) | {r['single_env_actions_per_s']:.0f} | "
             f"{r['batched_env_steps_per_s']:.0f} | {r['normalized_score_mean']:.1f} ± {r['normalized_score_sem']:.1f} | "
             f"{r['success_rate']:.0%} | {r['peak_rss_mb']:.0f} MB |"
         )
@@ -96,6 +101,7 @@ def main() -> None:
     start = time.perf_counter()
     shipped = measure("shipped", [], env_id, args.episodes, args.seed)
     horizon_1 = measure("shipped, horizon 1", ["--horizon", "1"], env_id, args.episodes, args.seed)
+    steps_4 = measure("shipped, 4 sampling steps", ["--sampling-steps", "4"], env_id, args.episodes, args.seed)
     sampling = measure("paper sampling, shipped guidance", paper_sampling, env_id, args.episodes, args.seed)
     paper = measure("paper planner (--preset paper)", ["--preset", "paper"], env_id, args.episodes, args.seed)
     report = {
@@ -103,7 +109,7 @@ def main() -> None:
         "episodes": args.episodes,
         "seed": args.seed,
         "command": f"python benchmarks/planning_speed.py --env {args.env} --episodes {args.episodes} --seed {args.seed}",
-        "configurations": [shipped, horizon_1, sampling, paper],
+        "configurations": [shipped, horizon_1, steps_4, sampling, paper],
         "speedup_single_env": shipped["single_env_plans_per_s"] / paper["single_env_plans_per_s"],
         "speedup_batched": shipped["batched_env_steps_per_s"] / paper["batched_env_steps_per_s"],
         "benchmark_seconds": time.perf_counter() - start,

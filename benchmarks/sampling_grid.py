@@ -16,6 +16,7 @@ import json
 import numpy as np
 
 from dfplanner.envs.layouts import resolve_env_id
+from dfplanner.pretrained import shipped_checkpoint
 from dfplanner.scheduling import pyramid
 
 from dfplan_eval import checkpoint_digest, run_eval
@@ -23,7 +24,7 @@ from report import RESULTS, publish
 
 FOLDER = RESULTS / "sampling_grid"
 ENV = "maze2d-large"
-STEPS = (1, 2, 3, 5)
+STEPS = (1, 2, 3, 4, 5)
 UNCERTAINTIES = (0.0, 0.05, 0.1, 0.25, 0.5)
 
 
@@ -48,6 +49,7 @@ def main() -> None:
     FOLDER.mkdir(parents=True, exist_ok=True)
     env_id = resolve_env_id(ENV)
     digest = checkpoint_digest(env_id)
+    num_levels = json.loads(shipped_checkpoint(env_id).read_text())["diffusion"]["num_levels"]
     header = "| steps \\ uncertainty | " + " | ".join(f"{u:g}" for u in UNCERTAINTIES) + " |"
     lines = [header, "|---" * (len(UNCERTAINTIES) + 1) + "|"]
     for steps in STEPS:
@@ -56,15 +58,16 @@ def main() -> None:
             runs = [cell(steps, u, seed, args.episodes, digest) for seed in args.seeds]
             scores = np.array([e["normalized_score"] for r in runs for e in r["per_episode"]])
             plans_per_s = np.mean([r["decisions_per_second"] / r["planner"]["replan_every"] for r in runs])
-            rows = len(pyramid(runs[0]["planner"]["horizon"], steps, 1, u)) - 1
+            matrix = pyramid(runs[0]["planner"]["horizon"], steps, num_levels, u)
+            rows = int(np.flatnonzero(matrix[:, 0] == 0)[0])  # a plan made to act stops once token 0 is clean
             sem = scores.std(ddof=1) / np.sqrt(len(scores))
             cells.append(f"{scores.mean():.1f} ± {sem:.1f} ({rows} rows, {plans_per_s:.0f}/s)")
         lines.append(f"| {steps} | " + " | ".join(cells) + " |")
     seeds = " ".join(map(str, args.seeds))
     text = (
         f"Sampling grid on {ENV}, made by `python benchmarks/sampling_grid.py --episodes {args.episodes} --seeds {seeds}`: "
-        f"normalized score ± sem over {args.episodes} episodes for each of seeds {seeds}, the sampling rows of one "
-        "plan, and plans per second of policy time (whole batch, the machine's two threads). Each cell is the shipped "
+        f"normalized score ± sem over {args.episodes} episodes for each of seeds {seeds}, the sampling rows one "
+        "plan made to act runs (until its executed token 0 is clean), and plans per second of policy time (whole batch, the machine's two threads). Each cell is the shipped "
         "planner with `--sampling-steps STEPS --uncertainty U` (a pyramid; uncertainty 0 is the full-sequence schedule).\n\n"
         + "\n".join(lines) + "\n"
     )

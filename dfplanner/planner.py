@@ -16,6 +16,9 @@ A rolling plan (`rolling=True`) pays the rows up to where token 0 is clean once 
 later decision the plan shifts by the tokens executed, fresh noise enters at the far end, and the few
 rows that bring every token back onto the schedule's ladder are denoised.
 
+A plan made to act (not rolling) stops sampling once the tokens executed before the next decision are
+clean: the rows after would only refine tokens that are never executed. `plan()` samples every row.
+
 Actions come from the diffused action channel or from PD tracking of the planned states:
     a = kp * (p_plan - p) + kd * (v_plan - v),   clipped to [-1, 1]
 which on maze2d is far more robust than replaying diffused actions (results/ablations.md).
@@ -151,7 +154,7 @@ class DiffusionForcingPlanner:
         history.record(obs, reward)
         due = np.flatnonzero(history.due(self.replan_every))
         if len(due):
-            self._plan_envs(due)
+            self._plan_envs(due, needed=None if self.settings.rolling else -(-self.replan_every // self.trained.layout.frame_stack))
         action = self._actions(obs)
         if not np.all(np.isfinite(action)):
             raise DfplannerError(f"planner produced a non-finite action at env step {int(history.episode_step.max())}")
@@ -235,8 +238,9 @@ class DiffusionForcingPlanner:
         rows = rolling_transition(history.rolling[env][2], ladder, shift, s.sampling_steps, self.trained.schedule.num_levels)
         return rows, shift
 
-    def _plan_envs(self, envs: np.ndarray, on_row: RowCallback | None = None) -> None:
-        """Plan for these environments, one batched call per group that shares rows and context."""
+    def _plan_envs(self, envs: np.ndarray, on_row: RowCallback | None = None, needed: int | None = None) -> None:
+        """Plan for these environments, one batched call per group that shares rows and context; with
+        `needed`, only until their first `needed` tokens are clean (see `sample_tokens`)."""
         groups: dict[tuple, list[int]] = {}
         decisions = {}
         for env in envs:
@@ -245,15 +249,15 @@ class DiffusionForcingPlanner:
             groups.setdefault(key, []).append(int(env))
         for members in groups.values():
             rows, shift = decisions[members[0]]
-            self._plan_group(np.array(members), rows, shift, on_row)
+            self._plan_group(np.array(members), rows, shift, on_row, needed)
 
-    def _plan_group(self, envs: np.ndarray, rows: np.ndarray, shift: int | None, on_row: RowCallback | None) -> None:
+    def _plan_group(self, envs: np.ndarray, rows: np.ndarray, shift: int | None, on_row: RowCallback | None, needed: int | None) -> None:
         history = self.history
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.precision == "bfloat16")
         with autocast:
             current = torch.as_tensor(history.observation[envs], device=self.device)
             initial = history.rolling_start(envs, shift, rows.shape[1], self.generator) if shift is not None else (None, None)
-            estimate, kept = self._sample_best(envs, rows, initial, current, on_row)
+            estimate, kept = self._sample_best(envs, rows, initial, current, on_row, needed)
         channels = {k: v.float().cpu().numpy() for k, v in self.trained.codec.decode(estimate, current).items()}
         s = self.settings
         if s.hold_radius > 0 and self.goal is not None and "observation" in channels:
@@ -263,7 +267,7 @@ class DiffusionForcingPlanner:
         self._last_rows = rows
 
     def _sample_best(
-        self, envs: np.ndarray, rows: np.ndarray, initial: tuple, current: torch.Tensor, on_row: RowCallback | None
+        self, envs: np.ndarray, rows: np.ndarray, initial: tuple, current: torch.Tensor, on_row: RowCallback | None, needed: int | None
     ) -> tuple[torch.Tensor, np.ndarray]:
         """Sample `candidates` plans per environment in one batch; return the cheapest of each and its index."""
         s = self.settings
@@ -275,7 +279,7 @@ class DiffusionForcingPlanner:
         state = repeat_state(self.history.model_state(envs, self.trained.model), n)
         sampled = sample_tokens(
             self.trained.model, self.trained.schedule, state, rows, guidance, s.stabilization_level, s.eta,
-            *initial, generator=self.generator, on_row=on_row,
+            *initial, generator=self.generator, on_row=on_row, needed=needed,
         )
         if s.rolling:
             self.history.keep_rolling(envs, sampled.tokens, sampled.estimate, rows[-1])

@@ -78,12 +78,16 @@ def sample_tokens(
     initial_estimate: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     on_row: RowCallback | None = None,
+    needed: int | None = None,
 ) -> Sampled:
     """Sample (B, T, D) normalized tokens following `schedule` (rows x T levels) from `state`.
 
     `initial` holds the tokens at the levels of the first row (white noise when omitted) and
     `initial_estimate` their clean estimate, so a caller can continue a partly denoised plan.
-    `on_row` (optional) watches every row, e.g. to draw it."""
+    `on_row` (optional) watches every row, e.g. to draw it. With `needed`, sampling stops at the first
+    row where tokens [0, needed) are clean: a receding-horizon controller acts on those alone before it
+    plans again, so the rows after would only refine tokens it never executes (the later tokens keep
+    their latest clean estimate)."""
     guidance = guidance or Unguided()
     batch = (state[0] if isinstance(state, tuple) else state).shape[0]
     horizon, device = schedule.shape[1], next(model.parameters()).device
@@ -91,7 +95,11 @@ def sample_tokens(
     x = initial if initial is not None else torch.randn(batch, horizon, model.token_dim, generator=generator, device=device)
     estimate = initial_estimate if initial_estimate is not None else torch.zeros_like(x)
     watch, frozen = _NonFiniteWatch(), 0  # tokens [0, frozen) are final and folded into `state`
+    last = len(schedule) - 1  # the row the returned tokens are at
     for row in range(1, len(schedule)):
+        if needed is not None and not schedule[row - 1, :needed].any():
+            last = row - 1
+            break
         levels, next_levels = levels_all[row - 1].expand(batch, horizon), levels_all[row].expand(batch, horizon)
         newly_frozen = int(np.argmin(np.append(schedule[row - 1, frozen:] == 0, False)))
         if newly_frozen:
@@ -116,5 +124,5 @@ def sample_tokens(
         if on_row is not None:
             on_row(row, x, estimate)
     watch.check(schedule)
-    clean = torch.as_tensor(schedule[-1] == 0, device=device).view(1, -1, 1)
+    clean = torch.as_tensor(schedule[last] == 0, device=device).view(1, -1, 1)
     return Sampled(x, torch.where(clean, x, estimate))

@@ -7,7 +7,8 @@ action bound, and for envs without a goal the reward cost and diffused actions),
 "paper"), then explicit overrides (`dfplan eval` flags, `load_planner(..., **overrides)`).
 
 The defaults are the best measured settings, so `DiffusionForcingPlanner(trained)` plans as the shipped
-planner does: the sampling (2 steps per token, uncertainty 0.05) from results/sampling_grid.md; the
+planner does: the sampling (2 steps per token, uncertainty 0.05) from results/sampling_grid.md (the
+maze2d family config sets 3: results/tuning.md); the
 guidance (gradient through the model, scale 5) and the goal hold (0.5) tuned on maze2d medium,
 medium-multi and large-multi with seed 777 (results/tuning.md); the cost aimed 40 recorded steps along
 the training data's routes (dfplanner.routes), tuned on seed 777 on maze2d (results/tuning.md; OGBench's

@@ -160,3 +160,31 @@ def test_sampler_hands_the_initial_estimate_to_the_first_row(point_model):
     schedule = build_schedule("pyramid", HORIZON, 2, trained.schedule.num_levels, 1.0)
     sample_tokens(trained.model, trained.schedule, state, schedule, Spy(), 10, initial=initial, initial_estimate=estimate)
     torch.testing.assert_close(seen[0], estimate)
+
+
+@pytest.mark.parametrize("needed", [1, 3])
+def test_sampling_stops_once_the_needed_tokens_are_clean(point_model, needed):
+    """A plan made to act stops at the first row where the executed tokens are clean: they come out as in
+    the full run (same noise), with fewer network calls; the later tokens keep their latest estimate."""
+    trained = point_model
+    initial, start, state = setup(trained)
+    schedule = build_schedule("pyramid", HORIZON, 3, trained.schedule.num_levels, 1.0)
+    objective = objective_for(trained, start)
+    calls = []
+
+    class Counting(ModelGradientGuidance):
+        def estimate(self, row, generator=None):
+            calls.append(row.x.shape[1])
+            return super().estimate(row, generator)
+
+    def sample(**kwargs):
+        calls.clear()
+        out = sample_tokens(trained.model, trained.schedule, state, schedule, Counting(objective, 2.0), STABILIZATION,
+                            initial=initial.clone(), generator=torch.Generator().manual_seed(1), **kwargs)
+        return out, len(calls)
+
+    (full, full_rows), (early, early_rows) = sample(), sample(needed=needed)
+    first_clean_row = int(np.flatnonzero((schedule[:, :needed] == 0).all(axis=1))[0])
+    assert (full_rows, early_rows) == (len(schedule) - 1, first_clean_row)
+    torch.testing.assert_close(early.estimate[:, :needed], full.estimate[:, :needed])
+    assert torch.isfinite(early.estimate).all() and not torch.allclose(early.estimate[:, needed:], full.estimate[:, needed:], atol=1e-4)
