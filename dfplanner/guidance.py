@@ -21,6 +21,10 @@ Strategies (`GUIDANCE_NAMES`, built by `make_guidance`):
 sigma_k is the token's current noise standard deviation, so steps fade as the token becomes clean, and
 a token whose gradient is small next to the plan's mean barely moves.
 
+`PlanPull` (setting `plan_pull`) adds the "plan" step to any strategy's guided estimate: the direct pull
+beside the through-model gradient (results/README.md, issue 13: it scores higher, but the far plan then
+no longer matters).
+
 Monte Carlo Guidance (`MonteCarloGuidance`, the paper's MCG) wraps any strategy: the gradient is
 averaged over `samples` copies of the row, copy 0 as it is and the others with the live tokens re-noised
 from the last row's clean estimate (other futures the plan could have), all in one batched call.
@@ -139,6 +143,13 @@ def through_model_gradient(objective: PlanObjective, row: Row) -> tuple[torch.Te
     return x0.detach(), gradient
 
 
+def bounded_step(row: Row, gradient: torch.Tensor, scale: float) -> torch.Tensor:
+    """scale * sigma_k * g_t / max(|g_t|, mean_t |g_t|): the move against the gradient, at most scale * sigma_k per token."""
+    sigma = row.noise.coefficients(row.levels, row.x)[1]
+    norms = gradient.norm(dim=-1, keepdim=True)
+    return scale * sigma * gradient / torch.maximum(norms, norms.mean(dim=1, keepdim=True)).clamp(min=GRADIENT_EPS)
+
+
 class _BoundedEstimateStep(Unguided):
     """Moves the clean estimate against the gradient by at most scale * sigma_k per token."""
 
@@ -146,10 +157,7 @@ class _BoundedEstimateStep(Unguided):
         self.objective, self.scale = objective, scale
 
     def guide_estimate(self, row: Row, x0: torch.Tensor, gradient: torch.Tensor | None) -> torch.Tensor:
-        sigma = row.noise.coefficients(row.levels, row.x)[1]
-        norms = gradient.norm(dim=-1, keepdim=True)
-        direction = gradient / torch.maximum(norms, norms.mean(dim=1, keepdim=True)).clamp(min=GRADIENT_EPS)
-        return x0 - self.scale * sigma * direction
+        return x0 - bounded_step(row, gradient, self.scale)
 
 
 class PlanSpaceGuidance(_BoundedEstimateStep):
@@ -213,14 +221,36 @@ class MonteCarloGuidance:
         return self.inner.guide_next(row, x_next, gradient)
 
 
+class PlanPull:
+    """Any strategy, then a direct pull: the plan-space step ("plan") of scale `pull` added to the clean
+    estimate the strategy guided, so the executed token heads straight at what the cost aims at while the
+    strategy's own gradient (through the model) still shapes it."""
+
+    def __init__(self, inner: Guidance, objective: PlanObjective, pull: float):
+        self.inner, self.objective, self.pull = inner, objective, pull
+
+    def estimate(self, row: Row, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.inner.estimate(row, generator)
+
+    def guide_estimate(self, row: Row, x0: torch.Tensor, gradient: torch.Tensor | None) -> torch.Tensor:
+        x0 = self.inner.guide_estimate(row, x0, gradient)
+        pull = self.objective.plan_space_gradient(row.whole(x0))[:, row.prefix.shape[1] :]
+        return x0 - bounded_step(row, pull, self.pull)
+
+    def guide_next(self, row: Row, x_next: torch.Tensor, gradient: torch.Tensor | None) -> torch.Tensor:
+        return self.inner.guide_next(row, x_next, gradient)
+
+
 STRATEGIES = {"plan": PlanSpaceGuidance, "model": ModelGradientGuidance, "paper": PaperGuidance}
 
 
-def make_guidance(name: str, objective: PlanObjective | None, scale: float, mcg_samples: int = 1) -> Guidance:
-    """A strategy by name; no objective or a zero scale is unguided sampling, MCG wraps it when samples > 1."""
+def make_guidance(name: str, objective: PlanObjective | None, scale: float, mcg_samples: int = 1, plan_pull: float = 0.0) -> Guidance:
+    """A strategy by name; no objective or zero scales is unguided sampling, MCG wraps it when samples > 1,
+    and a plan pull > 0 adds the direct pull after it."""
     if name not in STRATEGIES:
         raise DfplannerError(f"unknown guidance {name!r}; choose one of {', '.join(GUIDANCE_NAMES)}")
-    if objective is None or scale == 0:
+    if objective is None or (scale == 0 and plan_pull == 0):
         return Unguided()
-    guidance = STRATEGIES[name](objective, scale)
-    return MonteCarloGuidance(guidance, mcg_samples) if mcg_samples > 1 else guidance
+    guidance = STRATEGIES[name](objective, scale) if scale > 0 else Unguided()
+    guidance = MonteCarloGuidance(guidance, mcg_samples) if mcg_samples > 1 and scale > 0 else guidance
+    return PlanPull(guidance, objective, plan_pull) if plan_pull > 0 else guidance

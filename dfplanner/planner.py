@@ -275,7 +275,7 @@ class DiffusionForcingPlanner:
         goal = self._aim(envs, current)
         goal, start = (goal.repeat_interleave(n, 0) if goal is not None else None), current.repeat_interleave(n, 0)
         objective = PlanObjective(self.cost, self.trained.codec, start, goal) if self.cost is not None else None
-        guidance = make_guidance(s.guidance, objective, s.guidance_scale, s.mcg_samples)
+        guidance = make_guidance(s.guidance, objective, s.guidance_scale, s.mcg_samples, s.plan_pull)
         state = repeat_state(self.history.model_state(envs, self.trained.model), n)
         sampled = sample_tokens(
             self.trained.model, self.trained.schedule, state, rows, guidance, s.stabilization_level, s.eta,

@@ -67,6 +67,7 @@ class PlannerSettings:
     hold_radius: float = _setting(0.5, "from its first step this near the goal, a plan holds the goal at rest (0: off; dfplanner.goal_hold)")
     guidance: str = _setting("model", "how the cost's gradient steers sampling (dfplanner.guidance)", GUIDANCE_NAMES)
     guidance_scale: float = _setting(5.0, "guidance strength (0: unguided)")
+    plan_pull: float = _setting(0.0, "scale of a plan-space pull added after the guidance step (0: off; dfplanner.guidance.PlanPull)")
     mcg_samples: int = _setting(1, "Monte Carlo Guidance: futures the gradient is averaged over (1: off)")
     candidates: int = _setting(1, "plans sampled per decision; the cheapest is kept")
     stabilization_level: int = _setting(10, "noise level at which generated tokens are fed back (stabilization)")
@@ -95,7 +96,7 @@ class PlannerSettings:
                 continue
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
                 raise DfplannerError(f"{name} must be an integer >= {low}, got {value!r}")
-        for name, low, high in (("uncertainty", 0, math.inf), ("guidance_scale", 0, math.inf), ("eta", 0, 1), ("hold_radius", 0, math.inf)):
+        for name, low, high in (("uncertainty", 0, math.inf), ("guidance_scale", 0, math.inf), ("plan_pull", 0, math.inf), ("eta", 0, 1), ("hold_radius", 0, math.inf)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high or not math.isfinite(value):
                 raise DfplannerError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")

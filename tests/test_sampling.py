@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dfplanner.costs import GoalDistance
-from dfplanner.guidance import ModelGradientGuidance, MonteCarloGuidance, PlanObjective, PlanSpaceGuidance, Row, Unguided
+from dfplanner.guidance import ModelGradientGuidance, MonteCarloGuidance, PlanObjective, PlanPull, PlanSpaceGuidance, Row, Unguided, make_guidance
 from dfplanner.noise import NoiseSchedule
 from dfplanner.sampling import sample_tokens
 from dfplanner.scheduling import build_schedule
@@ -143,6 +143,23 @@ def test_bounded_step_moves_each_token_by_its_share_of_scale_times_sigma(point_m
     # the largest gradient moves by exactly scale * sigma; the others by their share of the plan's mean norm
     torch.testing.assert_close(moved[0, :, 0], -2.0 * sigma * torch.tensor([1.0, 0.5, 0.5]))
     assert torch.count_nonzero(moved[..., 1:]) == 0
+
+
+def test_plan_pull_steps_downhill_after_the_strategy_by_at_most_its_scale(point_model):
+    trained = point_model
+    _, start, _ = setup(trained)
+    row = tiny_row(trained, start, torch.Generator().manual_seed(0))
+    objective = objective_for(trained, start)
+    pull = 0.05  # small enough for a first-order step: the cost must fall
+    strategy, pulled = make_guidance("model", objective, 1.0), make_guidance("model", objective, 1.0, plan_pull=pull)
+    _, gradient = strategy.estimate(row)
+    before = strategy.guide_estimate(row, row.previous, gradient)
+    after = pulled.guide_estimate(row, row.previous, gradient)
+    assert (objective(row.whole(after)) < objective(row.whole(before))).all()  # every plan is cheaper
+    sigma = trained.schedule.coefficients(row.levels, row.x)[1][..., 0]
+    torch.testing.assert_close(((before - after).norm(dim=-1) / sigma).amax(dim=1), torch.full((BATCH,), pull))
+    only_pull = make_guidance("model", objective, 0.0, plan_pull=2.0)
+    assert isinstance(only_pull, PlanPull) and isinstance(only_pull.inner, Unguided)
 
 
 def test_sampler_hands_the_initial_estimate_to_the_first_row(point_model):
