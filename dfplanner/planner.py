@@ -116,6 +116,11 @@ class DiffusionForcingPlanner:
     def replan_every(self) -> int:
         return self.settings.replan_every or self.trained.layout.frame_stack
 
+    @property
+    def _tokens_per_decision(self) -> int:
+        """Tokens executed from a plan before the next one is made."""
+        return -(-self.replan_every // self.trained.layout.frame_stack)
+
     # ---- episode interface -------------------------------------------------------------------
     def reset(self, observation: np.ndarray, goal: np.ndarray | None = None, mask: np.ndarray | None = None) -> None:
         """Start an episode (or a batch of episodes) from this observation, aiming for this goal.
@@ -154,7 +159,7 @@ class DiffusionForcingPlanner:
         history.record(obs, reward)
         due = np.flatnonzero(history.due(self.replan_every))
         if len(due):
-            self._plan_envs(due, needed=None if self.settings.rolling else -(-self.replan_every // self.trained.layout.frame_stack))
+            self._plan_envs(due, needed=None if self.settings.rolling else self._tokens_per_decision)
         action = self._actions(obs)
         if not np.all(np.isfinite(action)):
             raise DfplannerError(f"planner produced a non-finite action at env step {int(history.episode_step.max())}")
