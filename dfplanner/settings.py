@@ -13,7 +13,8 @@ guidance (gradient through the model, scale 5) and the goal hold (0.5) tuned on 
 medium-multi and large-multi with seed 777 (results/tuning.md); the cost aimed 40 recorded steps along
 the training data's routes (dfplanner.routes), tuned on seed 777 on maze2d (results/tuning.md; OGBench's
 family config sets 20, results/ogbench_table.md); MCG off because the ablation on seeds 0 and 1 does not
-support it (results/ablations.md). The
+support it (results/ablations.md); `plan_pull` off: it scores higher, but with it one planned token does
+as well as five, so the plan no longer decides the action (results/ablations.md, `plan-pull-10`). The
 `dfplan eval` / `dfplan plan` flags are generated from the fields' metadata. Settings are frozen:
 change them with `dataclasses.replace` (which validates again), never on a built planner.
 """
