@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 import torch
 
@@ -95,9 +96,14 @@ def run_cell(task: str, name: str, seed: int, episodes: int) -> None:
     out.write_text(json.dumps({**result, "checkpoint_sha256": digest}, indent=1) + "\n")
 
 
-def cell(task: str, name: str) -> str:
+def row_results(task: str, name: str, folder: Path = FOLDER) -> list[dict]:
+    """The evaluation JSONs of one row and task, one per seed measured."""
+    return [json.loads(p.read_text()) for p in sorted((folder / task).glob(f"{name}-seed*.json"))]
+
+
+def cell(task: str, name: str, folder: Path = FOLDER) -> str:
     """Mean normalized score over the seeds present (± standard error over all their episodes), success."""
-    results = [json.loads(p.read_text()) for p in sorted((FOLDER / task).glob(f"{name}-seed*.json"))]
+    results = row_results(task, name, folder)
     if not results:
         return "not measured"
     scores = [e["normalized_score"] for r in results for e in r["per_episode"]]

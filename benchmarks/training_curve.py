@@ -10,7 +10,7 @@ evaluates the EMA weights with the configuration's planner on `--episodes` episo
 published tables' episodes). Training time excludes the evaluations. Each point is appended to
 results/training_curve/NAME.json as soon as it is measured; an interrupted run continues with
 `--resume` (the time between the last point and the interruption is not counted). The final weights
-are copied to results/training_curve/NAME/model.*, so results/ablations.md can evaluate them. Every curve found there is
+and their routes are copied to results/training_curve/NAME/model.*, so results/ablations.md can evaluate them. Every curve found there is
 drawn in results/training_curve.png and tabulated in results/training_curve.md.
 """
 
@@ -30,6 +30,7 @@ from dfplanner.envs.layouts import MAZES, resolve_env_id
 from dfplanner.evaluation import evaluate
 from dfplanner.generate import default_dataset_path, generate
 from dfplanner.pretrained import load_planner
+from dfplanner.routes import ROUTES_SUFFIX
 from dfplanner.training import Trainer
 
 from maze2d_table import PAPER_DF
@@ -75,7 +76,7 @@ def train_with_curve(name: str, config_path: Path | None, eval_every: int, episo
     if not record["points"] or record["points"][-1]["step"] != trainer.step:
         measure(trainer.trained)
     (FOLDER / name).mkdir(exist_ok=True)
-    for suffix in (".json", ".safetensors"):
+    for suffix in (".json", ".safetensors", ROUTES_SUFFIX):  # the routes too: without them the copy plans straight at the goal
         shutil.copyfile(out / f"model{suffix}", FOLDER / name / f"model{suffix}")
 
 

@@ -61,10 +61,16 @@ class WaypointExpert:
 
     def act(self, positions: np.ndarray, velocities: np.ndarray) -> np.ndarray:
         """(B, 2) actions in [-1, 1] for particles at positions/velocities (B, 2)."""
-        waypoint = self.next_cell[self.target_index, self._index(positions)]
-        at_target = (waypoint == self.target_index)[:, None]
-        waypoint_pos = np.where(at_target, self.targets, self.cells[waypoint])
-        return np.clip(P_GAIN * (waypoint_pos - positions) + D_GAIN * velocities, -1.0, 1.0)
+        return np.clip(P_GAIN * (self.path(positions, 1)[:, 0] - positions) + D_GAIN * velocities, -1.0, 1.0)
+
+    def path(self, positions: np.ndarray, waypoints: int) -> np.ndarray:
+        """(B, waypoints, 2): the next cells' centres on a shortest path from each position, the target
+        itself in place of the target's cell (repeated once it is reached)."""
+        cell, points = self._index(positions), []
+        for _ in range(waypoints):
+            cell = self.next_cell[self.target_index, cell]
+            points.append(np.where((cell == self.target_index)[:, None], self.targets, self.cells[cell]))
+        return np.stack(points, axis=1)
 
     def reached(self, positions: np.ndarray) -> np.ndarray:
         """(B,) bool: within the waypoint threshold of the target (D4RL's "task solved")."""

@@ -51,6 +51,19 @@ def test_batched_actions_equal_single_actions():
         np.testing.assert_array_equal(expert.act(positions[i : i + 1], velocities[i : i + 1])[0], batched[i])
 
 
+def test_path_walks_neighbouring_cells_to_the_target_and_stays():
+    maze = maze_spec("maze2d-large")
+    expert = WaypointExpert(maze)
+    start, target = np.array([[1.0, 1.0]]), np.array([[7.1, 10.0]])  # opposite corners of the large maze
+    expert.set_targets(target)
+    distance = bfs_distances(maze.walls, (7, 10))[(1, 1)]
+    path = expert.path(start, distance + 3)[0]
+    steps = np.abs(np.diff(np.concatenate([start, path]), axis=0)).sum(axis=1)
+    np.testing.assert_allclose(steps[: distance - 1], 1.0)  # one cell at a time, never through a wall
+    assert not any(maze.walls[tuple(cell)] for cell in np.rint(path[: distance - 1]).astype(int))
+    np.testing.assert_allclose(path[distance - 1 :], np.repeat(target, 4, axis=0))  # the target, then it again
+
+
 def test_pd_law_in_the_target_cell():
     expert = WaypointExpert(maze_spec("maze2d-umaze"))
     expert.set_targets(np.array([[1.05, 1.0]]))
