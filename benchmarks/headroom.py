@@ -78,6 +78,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--episodes", type=int, default=100)
     args = parser.parse_args()
+    missing = [f"{task}/{name}" for task in args.tasks for name in COMPARED if not row_results(task, name)]
+    if missing:
+        raise SystemExit(f"no ablation results for {', '.join(missing)} in {ABLATIONS}: run benchmarks/ablations.py first")
 
     def pursuit(lookahead: float) -> Callable[[str], Policy]:
         return lambda env_id: PursuitController(env_id, lookahead)
