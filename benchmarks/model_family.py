@@ -10,7 +10,10 @@ families on the six tasks at horizon 5 (shipped) and 1: `dfplan eval --env maze2
 --episodes N --seed S --batch-size N --checkpoint C [--horizon 1]`, cached in
 results/model_family/TASK/NAME-seedS.json. The step count comes from results/training_curve.md (both
 families at their plateau by 3,000 steps on seed 0), so the default seeds are 2 and 3, used for neither
-that choice nor the planner's tuning. Writes results/model_family.md.
+that choice nor the planner's tuning. Both families' planning speed on maze2d-large is measured in the
+same run as planning_speed.py measures it (`measure`: one env on one thread, median of three runs; all
+episodes batched on two threads), so run it on an otherwise idle machine. Writes
+results/model_family.md.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dfplanner.pretrained import shipped_checkpoint
 from ablations import cell, task_flags
 from dfplan_eval import run_eval
 from maze2d_table import TASKS
+from planning_speed import measure
 from report import ROOT, RESULTS, publish
 
 FOLDER = RESULTS / "model_family"
@@ -87,6 +91,13 @@ def main() -> None:
             for seed in args.seeds:
                 evaluate_cell(task, name, checkpoints[family], ["--horizon", "1"] if horizon_1 else [], seed, args.episodes)
 
+    speed_env = resolve_env_id("maze2d-large")
+    speeds = [measure(label, ["--checkpoint", checkpoint], speed_env, args.episodes, args.seeds[0]) for label, checkpoint in
+              (("shipped GRU", str(shipped_checkpoint(speed_env))), ("transformer", runs["large"]["checkpoint"]))]
+    (FOLDER / "speed.json").write_text(json.dumps(speeds, indent=1) + "\n")
+    speed_rows = "\n".join(f"| {r['name']} | {r['single_env_plans_per_s']:.1f} ({min(r['single_env_plans_per_s_runs']):.0f}-"
+                           f"{max(r['single_env_plans_per_s_runs']):.0f}) | {r['batched_env_steps_per_s']:.0f} |" for r in speeds)
+
     header = "| row | " + " | ".join(TASKS) + " |\n|---|" + "---|" * len(TASKS)
     lines = [f"| {label} | " + " | ".join(cell(task, name, FOLDER) for task in TASKS) + " |" for name, label in rows.items()]
     trained = ", ".join(f"{maze} {times[maze]:.1f} min" for maze in MAZES if times.get(maze) is not None)
@@ -94,7 +105,9 @@ def main() -> None:
         f"GRU or causal transformer, made by `python benchmarks/model_family.py` (commands in its docstring): normalized "
         f"score, mean over seeds {', '.join(map(str, args.seeds))} ({args.episodes} episodes each) with its standard error, "
         f"and the success rate. Transformer training wall time on this machine (2 threads): {trained or 'not recorded'}.\n\n"
-        f"{header}\n" + "\n".join(lines) + "\n"))
+        f"{header}\n" + "\n".join(lines) + "\n\n"
+        f"Planning speed on {speed_env}, both measured in this run (seed {args.seeds[0]}, {args.episodes} episodes batched):\n\n"
+        "| model | plans/s, 1 env, 1 thread (median; 3 runs) | env steps/s, batched |\n|---|---|---|\n" + speed_rows + "\n"))
 
 
 if __name__ == "__main__":
