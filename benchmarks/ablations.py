@@ -26,7 +26,7 @@ from dfplanner.envs.layouts import resolve_env_id
 from dfplanner.pretrained import shipped_checkpoint
 from dfplanner.routes import routes_path
 
-from dfplan_eval import checkpoint_digest, run_eval
+from dfplan_eval import cached_eval, checkpoint_digest
 from report import ROOT, RESULTS, publish
 
 FOLDER = RESULTS / "ablations"
@@ -85,15 +85,8 @@ def task_flags(task: str) -> list[str]:
 
 def run_cell(task: str, name: str, seed: int, episodes: int) -> None:
     env_id = resolve_env_id(f"maze2d-{task.partition('-')[0]}")
-    out, digest = FOLDER / task / f"{name}-seed{seed}.json", checkpoint_digest(env_id)
-    if out.exists():
-        done = json.loads(out.read_text())
-        if (done["episodes"], done["seed"], done.get("checkpoint_sha256")) == (episodes, seed, digest):
-            return
     flags = [f.replace("{untrained}", untrained_checkpoint(env_id)) for f in ROWS[name][1]]
-    result = run_eval([*task_flags(task), "--episodes", str(episodes), "--seed", str(seed), "--batch-size", str(episodes), *flags])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({**result, "checkpoint_sha256": digest}, indent=1) + "\n")
+    cached_eval(FOLDER / task / f"{name}-seed{seed}.json", [*task_flags(task), *flags], episodes, seed, checkpoint_digest(env_id))
 
 
 def row_results(task: str, name: str, folder: Path = FOLDER) -> list[dict]:

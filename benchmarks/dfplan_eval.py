@@ -43,3 +43,18 @@ def checkpoint_digest(env_id: str) -> str:
     path = shipped_checkpoint(env_id)
     routes = routes_path(path)
     return hashlib.sha256(path.read_bytes() + (routes.read_bytes() if routes.exists() else b"")).hexdigest()
+
+
+def cached_eval(out: Path, flags: list[str], episodes: int, seed: int, digest: str) -> dict:
+    """`run_eval` of `flags` on `episodes` episodes (one batch) of `seed`, stored in `out` with `digest`
+    (what the result depends on besides the flags); a stored result with the same episodes, seed and
+    digest is returned instead, so an interrupted benchmark resumes where it stopped."""
+    if out.exists():
+        done = json.loads(out.read_text())
+        if (done["episodes"], done["seed"], done.get("checkpoint_sha256")) == (episodes, seed, digest):
+            return done
+    result = run_eval([*flags, "--episodes", str(episodes), "--seed", str(seed), "--batch-size", str(episodes)])
+    result["checkpoint_sha256"] = digest
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result

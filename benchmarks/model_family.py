@@ -30,7 +30,7 @@ from dfplanner.envs.layouts import resolve_env_id
 from dfplanner.pretrained import shipped_checkpoint
 
 from ablations import cell, task_flags
-from dfplan_eval import run_eval
+from dfplan_eval import cached_eval
 from maze2d_table import TASKS
 from planning_speed import measure
 from report import ROOT, RESULTS, publish
@@ -56,15 +56,8 @@ def train_transformer(maze: str, steps: int) -> dict:
 
 def evaluate_cell(task: str, name: str, checkpoint: str, flags: list[str], seed: int, episodes: int) -> None:
     """One cell's evaluation JSON, unless it exists for the same episodes, seed and weights."""
-    out, digest = FOLDER / task / f"{name}-seed{seed}.json", file_sha256(Path(checkpoint).with_suffix(".safetensors"))
-    if out.exists():
-        done = json.loads(out.read_text())
-        if (done["episodes"], done["seed"], done.get("checkpoint_sha256")) == (episodes, seed, digest):
-            return
-    result = run_eval([*task_flags(task), "--episodes", str(episodes), "--seed", str(seed), "--batch-size", str(episodes),
-                       "--checkpoint", checkpoint, *flags])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({**result, "checkpoint_sha256": digest}, indent=1) + "\n")
+    digest = file_sha256(Path(checkpoint).with_suffix(".safetensors"))
+    cached_eval(FOLDER / task / f"{name}-seed{seed}.json", [*task_flags(task), "--checkpoint", checkpoint, *flags], episodes, seed, digest)
 
 
 def main() -> None:

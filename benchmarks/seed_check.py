@@ -13,12 +13,11 @@ first arrival, and >= 0.95 x the oracle's score on the same episodes.
 from __future__ import annotations
 
 import argparse
-import json
 
 from dfplanner.envs.layouts import resolve_env_id
 
 from ablations import task_flags
-from dfplan_eval import checkpoint_digest, run_eval
+from dfplan_eval import cached_eval, checkpoint_digest
 from maze2d_table import TASKS, on_goal_after_arrival
 from report import RESULTS, publish
 
@@ -29,16 +28,8 @@ TARGETS = {"success": 0.95, "on goal after arrival": 0.95, "ratio to oracle": 0.
 def measured(task: str, policy: str, seed: int, episodes: int) -> dict:
     """The cell's evaluation JSON, run first unless it exists for these episodes, seed and checkpoint."""
     digest = checkpoint_digest(resolve_env_id(f"maze2d-{task.partition('-')[0]}"))
-    out = FOLDER / task / f"{policy}-seed{seed}.json"
-    if out.exists():
-        done = json.loads(out.read_text())
-        if (done["episodes"], done["seed"], done.get("checkpoint_sha256")) == (episodes, seed, digest):
-            return done
-    flags = [*task_flags(task), "--episodes", str(episodes), "--seed", str(seed), "--batch-size", str(episodes)]
-    result = run_eval(flags + (["--policy", "oracle"] if policy == "oracle" else []))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({**result, "checkpoint_sha256": digest}, indent=1) + "\n")
-    return result
+    flags = [*task_flags(task), *(["--policy", "oracle"] if policy == "oracle" else [])]
+    return cached_eval(FOLDER / task / f"{policy}-seed{seed}.json", flags, episodes, seed, digest)
 
 
 def main() -> None:
