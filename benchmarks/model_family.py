@@ -50,7 +50,8 @@ def train_transformer(maze: str, steps: int) -> dict:
                "--steps", str(steps), "--threads", "2", "--out", str(out), *(["--resume"] if state.exists() else [])]
     print(" ".join(command[2:]), flush=True)
     start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, stderr=subprocess.DEVNULL)
+    if subprocess.run(command, cwd=ROOT).returncode != 0:  # its progress bar and any error go to the terminal
+        raise SystemExit(f"training failed: {' '.join(command)}")
     return {"checkpoint": str(out / "model.json"), "wall_time_min": (time.perf_counter() - start) / 60}
 
 
