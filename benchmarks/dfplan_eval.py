@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dfplanner.pretrained import shipped_checkpoint
 from dfplanner.routes import routes_path
+from dfplanner.settings import settings_for
 
 from report import ROOT
 
@@ -37,12 +38,20 @@ def run_eval(flags: list[str], threads: int | None = None) -> dict:
     return result
 
 
+def planning_digest(checkpoint: Path) -> str:
+    """sha256 of a checkpoint's JSON (architecture, weights digest, planner section), its routes file
+    and the settings it plans with by default (which the code's defaults and the env's facts decide as
+    well): a stored result made with another digest is stale."""
+    checkpoint = Path(checkpoint)
+    routes = routes_path(checkpoint)
+    settings = settings_for(json.loads(checkpoint.read_text())).to_dict()
+    data = checkpoint.read_bytes() + (routes.read_bytes() if routes.exists() else b"") + json.dumps(settings, sort_keys=True).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
 def checkpoint_digest(env_id: str) -> str:
-    """sha256 of the shipped checkpoint's JSON (architecture, weights digest, planner settings) and of
-    its routes file: a stored result made with another digest is stale."""
-    path = shipped_checkpoint(env_id)
-    routes = routes_path(path)
-    return hashlib.sha256(path.read_bytes() + (routes.read_bytes() if routes.exists() else b"")).hexdigest()
+    """`planning_digest` of the checkpoint shipped for this env."""
+    return planning_digest(shipped_checkpoint(env_id))
 
 
 def cached_eval(out: Path, flags: list[str], episodes: int, seed: int, digest: str) -> dict:

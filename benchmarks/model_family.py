@@ -23,14 +23,12 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from dfplanner.checkpoint import file_sha256
 from dfplanner.envs.layouts import resolve_env_id
 from dfplanner.pretrained import shipped_checkpoint
 
 from ablations import cell, task_flags
-from dfplan_eval import cached_eval
+from dfplan_eval import cached_eval, planning_digest
 from maze2d_table import TASKS
 from planning_speed import measure
 from report import ROOT, RESULTS, publish
@@ -56,9 +54,8 @@ def train_transformer(maze: str, steps: int) -> dict:
 
 
 def evaluate_cell(task: str, name: str, checkpoint: str, flags: list[str], seed: int, episodes: int) -> None:
-    """One cell's evaluation JSON, unless it exists for the same episodes, seed and weights."""
-    digest = file_sha256(Path(checkpoint).with_suffix(".safetensors"))
-    cached_eval(FOLDER / task / f"{name}-seed{seed}.json", [*task_flags(task), "--checkpoint", checkpoint, *flags], episodes, seed, digest)
+    """One cell's evaluation JSON, unless it exists for the same episodes, seed, checkpoint and settings."""
+    cached_eval(FOLDER / task / f"{name}-seed{seed}.json", [*task_flags(task), "--checkpoint", checkpoint, *flags], episodes, seed, planning_digest(checkpoint))
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ PUBLISHED = {
 }
 COMMAND = ("dfplan eval --env pointmaze-MAZE-KIND-v0 --episodes 250 --seed 0 --batch-size 50 "
            "--json results/ogbench/planner_pointmaze-MAZE-KIND-v0.json")
-ABLATIONS = {"horizon20": "--horizon 20", "horizon1": "--horizon 1", "noroutes": "--route-lookahead 0",
+ABLATIONS = {"horizon20": "--horizon 20", "horizon1": "--horizon 1", "trackahead0": "--track-ahead 0", "noroutes": "--route-lookahead 0",
              "unguided": "--guidance-scale 0", "untrained": "--checkpoint runs/ablations/NAME-untrained.json",
              "untrainedplan15": "--checkpoint runs/ablations/NAME-untrained.json --guidance plan --guidance-scale 15"}
 ABLATION_COMMAND = ("dfplan eval --env NAME --episodes 250 --seed 0 --batch-size 50 FLAG "
@@ -85,15 +85,15 @@ def arrival_lines() -> list[str]:
 
 def tuning_lines() -> list[str]:
     """Each tuning run's settings read back from its JSON."""
-    lines = ["| dataset | route lookahead | guidance | scale | plan pull | horizon | sampling steps | MCG | candidates | replan every | rolling | "
+    lines = ["| dataset | route lookahead | track ahead | guidance | scale | plan pull | horizon | sampling steps | MCG | candidates | replan every | rolling | "
              "context tokens | actions | success | per task | first arrival |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     runs = [json.loads(p.read_text()) for p in sorted((RESULTS / "ogbench" / "tuning").glob("*.json"))]
-    order = ("route_lookahead", "guidance", "guidance_scale", "plan_pull", "horizon", "sampling_steps")
+    order = ("route_lookahead", "track_ahead", "guidance", "guidance_scale", "plan_pull", "horizon", "sampling_steps")
     for r in sorted(runs, key=lambda r: (r["env"], *(r["planner"].get(k, 0) for k in order))):
         s = r["planner"]
         tasks = " / ".join(f"{v['success_rate']:.0%}" for _, v in sorted(r["per_task"].items()))
-        lines.append(f"| {r['env']} | {s.get('route_lookahead', 0):g} | {s['guidance']} | {s['guidance_scale']:g} | {s.get('plan_pull', 0):g} | {s['horizon']} | "
+        lines.append(f"| {r['env']} | {s.get('route_lookahead', 0):g} | {s.get('track_ahead', 0)} | {s['guidance']} | {s['guidance_scale']:g} | {s.get('plan_pull', 0):g} | {s['horizon']} | "
                      f"{s['sampling_steps']} | {s['mcg_samples']} | {s['candidates']} | {r['planner']['replan_every']} | "
                      f"{'yes' if s['rolling'] else 'no'} | {s['context_tokens']} | {s['action_mode']} | {r['success_rate']:.0%} | "
                      f"{tasks} | {mean_arrival(r)} |")

@@ -16,12 +16,16 @@ A rolling plan (`rolling=True`) pays the rows up to where token 0 is clean once 
 later decision the plan shifts by the tokens executed, fresh noise enters at the far end, and the few
 rows that bring every token back onto the schedule's ladder are denoised.
 
-A plan made to act (not rolling) stops sampling once the tokens executed before the next decision are
-clean: the rows after would only refine tokens that are never executed. `plan()` samples every row.
+A plan made to act (not rolling) stops sampling once the tokens its actions read before the next
+decision are clean: the rows after would only refine tokens no action looks at. `plan()` samples every row.
 
 Actions come from the diffused action channel or from PD tracking of the planned states:
-    a = kp * (p_plan - p) + kd * (v_plan - v),   clipped to [-1, 1]
-which on maze2d is far more robust than replaying diffused actions (results/ablations.md).
+    a = kp * (p_plan[t + k] - p) + kd * (v_plan[t + k] - v),   clipped to [-1, 1]
+which on maze2d is far more robust than replaying diffused actions (results/ablations.md). With
+`track_ahead` k > 0 the PD target is the planned state k steps past the current one (pure pursuit of
+the plan): the agent heads for where the plan goes next, cuts its corners and keeps its speed, so the
+tokens after the first decide the action too (results/ablations.md, `track-ahead-0`). A plan shorter
+than that is aimed at its last state.
 """
 
 from __future__ import annotations
@@ -117,9 +121,11 @@ class DiffusionForcingPlanner:
         return self.settings.replan_every or self.trained.layout.frame_stack
 
     @property
-    def _tokens_per_decision(self) -> int:
-        """Tokens executed from a plan before the next one is made."""
-        return -(-self.replan_every // self.trained.layout.frame_stack)
+    def _tokens_acted_on(self) -> int:
+        """Tokens the actions read before the next plan is made: those executed, and with PD the
+        `track_ahead` steps past them that the last action aims at."""
+        steps = self.replan_every + (self.settings.track_ahead if self.settings.action_mode == "pd" else 0)
+        return -(-steps // self.trained.layout.frame_stack)
 
     # ---- episode interface -------------------------------------------------------------------
     def reset(self, observation: np.ndarray, goal: np.ndarray | None = None, mask: np.ndarray | None = None) -> None:
@@ -159,7 +165,7 @@ class DiffusionForcingPlanner:
         history.record(obs, reward)
         due = np.flatnonzero(history.due(self.replan_every))
         if len(due):
-            self._plan_envs(due, needed=None if self.settings.rolling else self._tokens_per_decision)
+            self._plan_envs(due, needed=None if self.settings.rolling else self._tokens_acted_on)
         action = self._actions(obs)
         if not np.all(np.isfinite(action)):
             raise DfplannerError(f"planner produced a non-finite action at env step {int(history.episode_step.max())}")
@@ -198,7 +204,8 @@ class DiffusionForcingPlanner:
             action = history.plan["action"][index, offset]
         else:
             kp, kd = s.pd_gains
-            target = history.plan["observation"][index, offset]
+            ahead = np.minimum(offset + s.track_ahead, history.plan_length - 1)  # a short plan: its last state
+            target = history.plan["observation"][index, ahead]
             pos, vel = list(s.position_dims), list(s.velocity_dims)
             action = kp * (target[:, pos] - obs[:, pos])
             if vel:

@@ -7,13 +7,14 @@ action bound, and for envs without a goal the reward cost and diffused actions),
 "paper"), then explicit overrides (`dfplan eval` flags, `load_planner(..., **overrides)`).
 
 The defaults are the best measured settings, so `DiffusionForcingPlanner(trained)` plans as the shipped
-planner does: the sampling (2 steps per token, uncertainty 0.05) from results/sampling_grid.md (the
-maze2d family config sets 3: results/tuning.md); the
+planner does: the sampling (2 steps per token, uncertainty 0.05) from results/sampling_grid.md and results/tuning.md; the
 guidance (gradient through the model, scale 5) and the goal hold (0.5) tuned on maze2d medium,
 medium-multi and large-multi with seed 777 (results/tuning.md); the cost aimed 40 recorded steps along
 the training data's routes (dfplanner.routes), tuned on seed 777 on maze2d (results/tuning.md; OGBench's
 family config sets 20, results/ogbench_table.md); MCG off because the ablation on seeds 0 and 1 does not
-support it (results/ablations.md); `plan_pull` off: it scores higher, but with it one planned token does
+support it (results/ablations.md); PD aimed at the current step's planned state (`track_ahead` 0): how
+far ahead to aim depends on the env's dynamics (maze2d and OGBench pointmaze set 15 among their facts;
+on the tests' damped point it overshoots); `plan_pull` off: it scores higher, but with it one planned token does
 as well as five, so the plan no longer decides the action (results/ablations.md, `plan-pull-10`). The
 `dfplan eval` / `dfplan plan` flags are generated from the fields' metadata. Settings are frozen:
 change them with `dataclasses.replace` (which validates again), never on a built planner.
@@ -60,6 +61,7 @@ class PlannerSettings:
     episode_steps: int | None = _setting(None, "episode length, if known: plans never run past its end", flag=False)
     action_mode: str = _setting("pd", "actions from PD tracking of the planned states, or the diffused actions", ACTION_MODES)
     pd_gains: tuple[float, float] = _setting(PD_GAINS, "PD gains kp kd on planned positions and velocities")
+    track_ahead: int = _setting(0, "PD aims at the planned state this many env steps past the current one (pure pursuit of the plan; 0: the current step's)")
     action_limit: float = _setting(1.0, "actions are clipped to [-limit, limit]: the env's action bound", flag=False)
     position_dims: tuple[int, ...] = _setting((), "observation dimensions holding the position (goal cost, PD)", flag=False)
     velocity_dims: tuple[int, ...] = _setting((), "observation dimensions holding the velocity (PD)", flag=False)
@@ -90,7 +92,7 @@ class PlannerSettings:
 
     def _check_numbers(self) -> None:
         minimum = {"horizon": 1, "sampling_steps": 1, "replan_every": 1, "context_tokens": 0, "episode_steps": 1,
-                   "mcg_samples": 1, "candidates": 1, "stabilization_level": 0, "route_lookahead": 0}
+                   "mcg_samples": 1, "candidates": 1, "stabilization_level": 0, "route_lookahead": 0, "track_ahead": 0}
         for name, low in minimum.items():
             value = getattr(self, name)
             if value is None and name in ("replan_every", "episode_steps"):

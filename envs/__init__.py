@@ -20,6 +20,11 @@ for _spec in MAZES.values():
             kwargs={"maze": _spec.name},
         )
 
+# Both point-mass families aim PD 15 env steps along the plan (PlannerSettings.track_ahead): the middle
+# of the plateau from 10 to 30 steps on maze2d medium-multi and large-multi, seed 777 (results/tuning.md),
+# and the fastest arrival of 0 / 5 / 15 / 30 on OGBench's datasets, seed 777 (results/ogbench_table.md).
+TRACK_AHEAD = 15
+
 
 def resolve_env(name: str) -> str:
     """The env id a name means: a maze2d name or id -> its id; an OGBench PointMaze name or any other
@@ -46,13 +51,13 @@ def action_bounds(env_id: str | None) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def planner_facts(env_id: str | None) -> dict:
-    """What a planner must know of an env family's observations (which dimensions hold the position
-    and the velocity), by env id; {} for an env no adapter here knows."""
+    """What a planner must know of an env family (which observation dimensions hold the position and
+    the velocity, its PD law), by env id; {} for an env no adapter here knows."""
     if env_id in MAZES:
-        return {"position_dims": POSITION_DIMS, "velocity_dims": VELOCITY_DIMS}
+        return {"position_dims": POSITION_DIMS, "velocity_dims": VELOCITY_DIMS, "track_ahead": TRACK_AHEAD}
     if env_id is not None and ogbench.is_pointmaze(env_id):
         # observation = position; the PD gain that reaches the planned position in one step
-        return {"position_dims": (0, 1), "velocity_dims": (), "pd_gains": (1.0 / ogbench.STEP_PER_ACTION, 0.0)}
+        return {"position_dims": (0, 1), "velocity_dims": (), "pd_gains": (1.0 / ogbench.STEP_PER_ACTION, 0.0), "track_ahead": TRACK_AHEAD}
     if env_id and registered.is_registered(env_id):
         return registered.planner_facts(env_id)
     return {}

@@ -47,12 +47,12 @@ def test_plan_command_user_errors(args, message, capsys):
 
 
 def test_plan_command_draws_the_picture_preset_by_default(tmp_path, capsys):
-    """By default enough rows to see the pyramid (29, not the 4 of the shipped schedule); --preset shipped draws the acting plan."""
+    """By default enough rows to see the pyramid (29, not the 3 of the shipped schedule); --preset shipped draws the acting plan."""
     out = tmp_path / "plan.png"
     assert main(["plan", "--env", "maze2d-umaze", "--out", str(out), "--device", "cpu"]) == 0
     assert "29 sampling rows of a pyramid schedule over 20 tokens, seed 0, preset picture" in capsys.readouterr().out
     assert main(["plan", "--env", "maze2d-umaze", "--out", str(out), "--device", "cpu", "--preset", "shipped"]) == 0
-    assert "4 sampling rows of a pyramid schedule over 5 tokens, seed 0, preset shipped" in capsys.readouterr().out
+    assert "3 sampling rows of a pyramid schedule over 5 tokens, seed 0, preset shipped" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("maze", ["maze2d-umaze", "maze2d-large"])

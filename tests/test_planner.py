@@ -219,3 +219,30 @@ def test_goal_hold_settles_the_agent_on_the_goal(point_model):
 
     held = final_distance(0.5)
     assert held < 0.1 and held < 0.5 * final_distance(0.0)
+
+
+@pytest.mark.parametrize("ahead", [0, 6, 1000])
+def test_pd_aims_track_ahead_steps_along_the_plan(point_model, ahead):
+    """The PD target is the planned state `track_ahead` steps past the current one (the plan's last
+    state when the plan is shorter), so the plan's later tokens decide the action too."""
+    planner = make_planner(point_model, horizon=3, track_ahead=ahead)
+    obs = starts(8)
+    planner.reset(obs, GOAL)
+    action = planner.act(obs)
+    plan = planner.last_plan.observations
+    target = plan[:, min(ahead, plan.shape[1] - 1)]
+    kp, kd = planner.settings.pd_gains
+    expected = np.clip(kp * (target[:, :2] - obs[:, :2]) + kd * (target[:, 2:] - obs[:, 2:]), -1, 1)
+    np.testing.assert_allclose(action, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(plan[:, 0], plan[:, min(ahead, plan.shape[1] - 1)]) or ahead == 0
+
+
+def test_track_ahead_samples_the_tokens_the_actions_aim_at(point_model):
+    """A plan made to act is sampled until every token an action reads before the next plan is clean."""
+    rows = []
+    planner = make_planner(point_model, horizon=6, track_ahead=9, replan_every=4)  # steps 0-12 of 4-step tokens: tokens 0-3
+    planner.reset(starts(4), GOAL)
+    planner._plan_envs(np.arange(4), on_row=lambda row, *_: rows.append(row), needed=planner._tokens_acted_on)
+    levels = planner.schedule_matrix(6)
+    assert planner._tokens_acted_on == 4
+    assert not levels[rows[-1], :4].any() and levels[rows[-2], :4].any()
