@@ -47,6 +47,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "guidance-plan": ("plan-space guidance", ["--guidance", "plan"]),
     "guidance-plan-15": ("plan-space guidance at scale 15 (maze2d-large's setting before routes)", ["--guidance", "plan", "--guidance-scale", "15"]),
     "untrained-guidance-plan-15": ("the same on the re-initialized denoiser", ["--checkpoint", "{untrained}", "--guidance", "plan", "--guidance-scale", "15"]),
+    "untrained-guidance-plan-15-track-ahead-0": ("the same with PD on the current step: a model-free route follower at its best",
+                                                  ["--checkpoint", "{untrained}", "--guidance", "plan", "--guidance-scale", "15", "--track-ahead", "0"]),
     "plan-pull-10": ("a plan-space pull of scale 10 added after the shipped guidance step (--plan-pull)", ["--plan-pull", "10"]),
     "horizon-1-plan-pull-10": ("the same, planning one token ahead", ["--plan-pull", "10", "--horizon", "1"]),
     "untrained-plan-pull-10": ("the same pull on the re-initialized denoiser", ["--checkpoint", "{untrained}", "--plan-pull", "10"]),
