@@ -49,7 +49,8 @@ def main() -> None:
     FOLDER.mkdir(parents=True, exist_ok=True)
     env_id = resolve_env_id(ENV)
     digest = checkpoint_digest(env_id)
-    num_levels = json.loads(shipped_checkpoint(env_id).read_text())["diffusion"]["num_levels"]
+    description = json.loads(shipped_checkpoint(env_id).read_text())
+    num_levels, frame_stack = description["diffusion"]["num_levels"], description["tokens"]["frame_stack"]
     header = "| steps \\ uncertainty | " + " | ".join(f"{u:g}" for u in UNCERTAINTIES) + " |"
     lines = [header, "|---" * (len(UNCERTAINTIES) + 1) + "|"]
     for steps in STEPS:
@@ -58,8 +59,10 @@ def main() -> None:
             runs = [cell(steps, u, seed, args.episodes, digest) for seed in args.seeds]
             scores = np.array([e["normalized_score"] for r in runs for e in r["per_episode"]])
             plans_per_s = np.mean([r["decisions_per_second"] / r["planner"]["replan_every"] for r in runs])
-            matrix = pyramid(runs[0]["planner"]["horizon"], steps, num_levels, u)
-            rows = int(np.flatnonzero(matrix[:, 0] == 0)[0])  # a plan made to act stops once token 0 is clean
+            settings = runs[0]["planner"]
+            matrix = pyramid(settings["horizon"], steps, num_levels, u)
+            read = -(-(settings["replan_every"] + settings["track_ahead"]) // frame_stack)  # tokens the actions read
+            rows = int(np.flatnonzero((matrix[:, :read] == 0).all(axis=1))[0])  # a plan made to act stops once they are clean
             sem = scores.std(ddof=1) / np.sqrt(len(scores))
             cells.append(f"{scores.mean():.1f} ± {sem:.1f} ({rows} rows, {plans_per_s:.0f}/s)")
         lines.append(f"| {steps} | " + " | ".join(cells) + " |")
@@ -67,7 +70,7 @@ def main() -> None:
     text = (
         f"Sampling grid on {ENV}, made by `python benchmarks/sampling_grid.py --episodes {args.episodes} --seeds {seeds}`: "
         f"normalized score ± sem over {args.episodes} episodes for each of seeds {seeds}, the sampling rows one "
-        "plan made to act runs (until its executed token 0 is clean), and plans per second of policy time (whole batch, the machine's two threads). Each cell is the shipped "
+        "plan made to act runs (until the tokens its actions read are clean), and plans per second of policy time (whole batch, the machine's two threads). Each cell is the shipped "
         "planner with `--sampling-steps STEPS --uncertainty U` (a pyramid; uncertainty 0 is the full-sequence schedule).\n\n"
         + "\n".join(lines) + "\n"
     )
