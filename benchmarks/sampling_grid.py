@@ -11,15 +11,13 @@ results/sampling_grid/ (resumable like benchmarks/ablations.py); writes results/
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
 from dfplanner.envs.layouts import resolve_env_id
-from dfplanner.pretrained import shipped_checkpoint
-from dfplanner.scheduling import pyramid
+from dfplanner.pretrained import load_planner, shipped_checkpoint
 
-from dfplan_eval import checkpoint_digest, run_eval
+from dfplan_eval import cached_eval, checkpoint_digest
 from report import RESULTS, publish
 
 FOLDER = RESULTS / "sampling_grid"
@@ -29,16 +27,8 @@ UNCERTAINTIES = (0.0, 0.05, 0.1, 0.25, 0.5)
 
 
 def cell(steps: int, uncertainty: float, seed: int, episodes: int, digest: str) -> dict:
-    out = FOLDER / f"steps{steps}_u{uncertainty:g}_seed{seed}.json"
-    if out.exists():
-        done = json.loads(out.read_text())
-        if (done["episodes"], done.get("checkpoint_sha256")) == (episodes, digest):
-            return done
-    flags = ["--env", ENV, "--episodes", str(episodes), "--seed", str(seed), "--batch-size", str(episodes),
-             "--sampling-steps", str(steps), "--uncertainty", str(uncertainty)]
-    result = {**run_eval(flags), "checkpoint_sha256": digest}
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    return result
+    flags = ["--env", ENV, "--sampling-steps", str(steps), "--uncertainty", str(uncertainty)]
+    return cached_eval(FOLDER / f"steps{steps}_u{uncertainty:g}_seed{seed}.json", flags, episodes, seed, digest)
 
 
 def main() -> None:
@@ -49,8 +39,6 @@ def main() -> None:
     FOLDER.mkdir(parents=True, exist_ok=True)
     env_id = resolve_env_id(ENV)
     digest = checkpoint_digest(env_id)
-    description = json.loads(shipped_checkpoint(env_id).read_text())
-    num_levels, frame_stack = description["diffusion"]["num_levels"], description["tokens"]["frame_stack"]
     header = "| steps \\ uncertainty | " + " | ".join(f"{u:g}" for u in UNCERTAINTIES) + " |"
     lines = [header, "|---" * (len(UNCERTAINTIES) + 1) + "|"]
     for steps in STEPS:
@@ -59,9 +47,9 @@ def main() -> None:
             runs = [cell(steps, u, seed, args.episodes, digest) for seed in args.seeds]
             scores = np.array([e["normalized_score"] for r in runs for e in r["per_episode"]])
             plans_per_s = np.mean([r["decisions_per_second"] / r["planner"]["replan_every"] for r in runs])
-            settings = runs[0]["planner"]
-            matrix = pyramid(settings["horizon"], steps, num_levels, u)
-            read = -(-(settings["replan_every"] + settings["track_ahead"]) // frame_stack)  # tokens the actions read
+            planner = load_planner(shipped_checkpoint(env_id), env_id, device="cpu", sampling_steps=steps, uncertainty=u)
+            matrix = planner.schedule_matrix(planner.settings.horizon)
+            read = planner.tokens_acted_on
             rows = int(np.flatnonzero((matrix[:, :read] == 0).all(axis=1))[0])  # a plan made to act stops once they are clean
             sem = scores.std(ddof=1) / np.sqrt(len(scores))
             cells.append(f"{scores.mean():.1f} ± {sem:.1f} ({rows} rows, {plans_per_s:.0f}/s)")

@@ -121,7 +121,7 @@ class DiffusionForcingPlanner:
         return self.settings.replan_every or self.trained.layout.frame_stack
 
     @property
-    def _tokens_acted_on(self) -> int:
+    def tokens_acted_on(self) -> int:
         """Tokens the actions read before the next plan is made: those executed, and with PD the
         `track_ahead` steps past them that the last action aims at."""
         steps = self.replan_every + (self.settings.track_ahead if self.settings.action_mode == "pd" else 0)
@@ -165,7 +165,7 @@ class DiffusionForcingPlanner:
         history.record(obs, reward)
         due = np.flatnonzero(history.due(self.replan_every))
         if len(due):
-            self._plan_envs(due, needed=None if self.settings.rolling else self._tokens_acted_on)
+            self._plan_envs(due, needed=None if self.settings.rolling else self.tokens_acted_on)
         action = self._actions(obs)
         if not np.all(np.isfinite(action)):
             raise DfplannerError(f"planner produced a non-finite action at env step {int(history.episode_step.max())}")

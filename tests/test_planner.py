@@ -242,7 +242,7 @@ def test_track_ahead_samples_the_tokens_the_actions_aim_at(point_model):
     rows = []
     planner = make_planner(point_model, horizon=6, track_ahead=9, replan_every=4)  # steps 0-12 of 4-step tokens: tokens 0-3
     planner.reset(starts(4), GOAL)
-    planner._plan_envs(np.arange(4), on_row=lambda row, *_: rows.append(row), needed=planner._tokens_acted_on)
+    planner._plan_envs(np.arange(4), on_row=lambda row, *_: rows.append(row), needed=planner.tokens_acted_on)
     levels = planner.schedule_matrix(6)
-    assert planner._tokens_acted_on == 4
+    assert planner.tokens_acted_on == 4
     assert not levels[rows[-1], :4].any() and levels[rows[-2], :4].any()
