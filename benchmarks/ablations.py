@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from dfplanner.checkpoint import TrainedModel, load_trained_model
+from dfplanner.training.checkpoint import TrainedModel, load_trained_model
 from dfplanner.envs.layouts import resolve_env_id
-from dfplanner.pretrained import shipped_checkpoint
-from dfplanner.routes import routes_path
+from dfplanner.evaluation.pretrained import shipped_checkpoint
+from dfplanner.planning.routes import routes_path
 
 from dfplan_eval import cached_eval, checkpoint_digest
 from report import ROOT, RESULTS, publish

@@ -10,9 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dfplanner.pretrained import shipped_checkpoint
-from dfplanner.routes import routes_path
-from dfplanner.settings import settings_for
+from dfplanner.evaluation.pretrained import shipped_checkpoint
+from dfplanner.planning.routes import routes_path
+from dfplanner.planning.settings import settings_for
 
 from report import ROOT
 

@@ -16,8 +16,8 @@ import json
 import numpy as np
 
 from dfplanner.envs.layouts import MAZES, resolve_env_id
-from dfplanner.evaluation import evaluate
-from dfplanner.pretrained import load_planner, shipped_checkpoint
+from dfplanner.evaluation.rollout import evaluate
+from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
 
 from report import RESULTS, publish
 

@@ -25,7 +25,7 @@ import sys
 import time
 
 from dfplanner.envs.layouts import resolve_env_id
-from dfplanner.pretrained import shipped_checkpoint
+from dfplanner.evaluation.pretrained import shipped_checkpoint
 
 from ablations import cell, task_flags
 from dfplan_eval import cached_eval, planning_digest

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dfplanner.pretrained import SHIPPED_DIR
+from dfplanner.evaluation.pretrained import SHIPPED_DIR
 
 from dfplan_eval import run_eval
 from report import RESULTS, publish

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dfplanner.datasets import load_dataset
+from dfplanner.data.datasets import load_dataset
 
 from dfplan_eval import run_eval
 from report import RESULTS, ROOT, publish

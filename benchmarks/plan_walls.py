@@ -16,11 +16,11 @@ import json
 
 import numpy as np
 
-from dfplanner.denoising import record_denoising
+from dfplanner.evaluation.denoising import record_denoising
 from dfplanner.envs.layouts import MAZES, MazeSpec, pos_to_cell
 from dfplanner.envs.maze2d import Maze2dEnv
-from dfplanner.evaluation import episode_seed
-from dfplanner.pretrained import load_planner, shipped_checkpoint
+from dfplanner.evaluation.rollout import episode_seed
+from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
 
 from report import RESULTS, publish
 

@@ -8,7 +8,7 @@ Configurations (all on the shipped checkpoint):
 - shipped, 3 sampling steps: one denoising step per token more than shipped (the planner shipped before);
 - paper sampling, shipped guidance: the paper's sampling (pyramid over 50 DDIM steps from white noise,
   horizon = the rest of the episode) with the shipped guidance and PD tracking: isolates sampling cost;
-- paper planner: `--preset paper`, the paper's maze2d planner (dfplanner/presets/paper.toml).
+- paper planner: `--preset paper`, the paper's maze2d planner (dfplanner/planning/presets/paper.toml).
 Every measurement is a `dfplan eval` subprocess (so its peak memory is its own), with replanning at
 every token (the finest our 10-step tokens allow):
 - one environment, one thread: actions/s and plans/s inside the policy, the median of three runs
@@ -26,7 +26,7 @@ import math
 import time
 
 from dfplanner.envs.layouts import MAZES, resolve_env_id
-from dfplanner.pretrained import load_planner, shipped_checkpoint
+from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
 
 from dfplan_eval import run_eval
 from report import RESULTS, publish

@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 
 from dfplanner.envs.layouts import resolve_env_id
-from dfplanner.pretrained import load_planner, shipped_checkpoint
+from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
 
 from dfplan_eval import cached_eval, checkpoint_digest
 from report import RESULTS, publish

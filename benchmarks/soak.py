@@ -65,8 +65,8 @@ def soak_run(args: argparse.Namespace) -> dict:
     import torch
 
     from dfplanner.envs.layouts import MAZES, resolve_env_id
-    from dfplanner.evaluation import evaluate
-    from dfplanner.pretrained import load_planner, shipped_checkpoint
+    from dfplanner.evaluation.rollout import evaluate
+    from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
 
     env_id = resolve_env_id(args.env)
     torch.set_num_threads(1)

@@ -24,14 +24,14 @@ from pathlib import Path
 
 import torch
 
-from dfplanner.config import load_config
-from dfplanner.datasets import load_dataset
+from dfplanner.training.config import load_config
+from dfplanner.data.datasets import load_dataset
 from dfplanner.envs.layouts import MAZES, resolve_env_id
-from dfplanner.evaluation import evaluate
-from dfplanner.generate import default_dataset_path, generate
-from dfplanner.pretrained import load_planner
-from dfplanner.routes import ROUTES_SUFFIX
-from dfplanner.training import Trainer
+from dfplanner.evaluation.rollout import evaluate
+from dfplanner.data.maze2d_recipe import default_dataset_path, generate
+from dfplanner.evaluation.pretrained import load_planner
+from dfplanner.planning.routes import ROUTES_SUFFIX
+from dfplanner.training.trainer import Trainer
 
 from maze2d_table import PAPER_DF
 from report import ROOT, RESULTS, publish

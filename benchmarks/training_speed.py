@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 
 import dfplanner
-from dfplanner.config import load_config
-from dfplanner.datasets import load_dataset
+from dfplanner.training.config import load_config
+from dfplanner.data.datasets import load_dataset
 from dfplanner.envs.layouts import resolve_env_id
-from dfplanner.generate import generate
-from dfplanner.training import Trainer
+from dfplanner.data.maze2d_recipe import generate
+from dfplanner.training.trainer import Trainer
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 WARMUP_STEPS = 5

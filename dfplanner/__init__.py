@@ -5,12 +5,12 @@ from dfplanner.errors import DfplannerError
 
 __all__ = ["DfplannerError", "DiffusionForcingPlanner", "OfflineDataset", "PlannerSettings", "envs", "load_dataset", "load_planner", "load_policy"]
 _LAZY = {
-    "load_dataset": "dfplanner.datasets",
-    "OfflineDataset": "dfplanner.datasets",
-    "DiffusionForcingPlanner": "dfplanner.planner",
-    "PlannerSettings": "dfplanner.settings",
-    "load_planner": "dfplanner.pretrained",
-    "load_policy": "dfplanner.policy",
+    "load_dataset": "dfplanner.data.datasets",
+    "OfflineDataset": "dfplanner.data.datasets",
+    "DiffusionForcingPlanner": "dfplanner.planning.planner",
+    "PlannerSettings": "dfplanner.planning.settings",
+    "load_planner": "dfplanner.evaluation.pretrained",
+    "load_policy": "dfplanner.evaluation.policy",
 }
 __version__ = "0.1.0"
 

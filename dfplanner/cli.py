@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from dfplanner.errors import DfplannerError
 
 if TYPE_CHECKING:
-    from dfplanner.datasets import OfflineDataset
-    from dfplanner.evaluation import EvalTask, Policy
-    from dfplanner.runs import RunRecord
+    from dfplanner.data.datasets import OfflineDataset
+    from dfplanner.evaluation.rollout import EvalTask, Policy
+    from dfplanner.training.runs import RunRecord
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, the shell convention
@@ -24,7 +24,7 @@ DEFAULT_DEVICE = "auto"
 
 
 def _oracle(args: argparse.Namespace, task: EvalTask) -> Policy:
-    from dfplanner.evaluation import OraclePolicy
+    from dfplanner.evaluation.rollout import OraclePolicy
 
     if task.oracle is None and task.maze is None:
         raise DfplannerError(f"there is no oracle for {task.name}; use --policy planner or random")
@@ -32,13 +32,13 @@ def _oracle(args: argparse.Namespace, task: EvalTask) -> Policy:
 
 
 def _random(args: argparse.Namespace, task: EvalTask) -> Policy:
-    from dfplanner.evaluation import RandomPolicy
+    from dfplanner.evaluation.rollout import RandomPolicy
 
     return RandomPolicy(task.spaces[1], seed=args.seed)
 
 
 def _planner(args: argparse.Namespace, task: EvalTask) -> Policy:
-    from dfplanner.pretrained import load_planner, shipped_checkpoint
+    from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
 
     env_id = task.maze.env_id if task.maze is not None else task.name
     checkpoint = args.checkpoint or shipped_checkpoint(env_id)
@@ -47,7 +47,7 @@ def _planner(args: argparse.Namespace, task: EvalTask) -> Policy:
                         episode_steps=task.steps, **overrides)
 
 
-# --policy name -> factory(args, task) returning a batched Policy (see dfplanner.evaluation.Policy)
+# --policy name -> factory(args, task) returning a batched Policy (see dfplanner.evaluation.rollout.Policy)
 POLICIES: dict[str, Callable[[argparse.Namespace, "EvalTask"], "Policy"]] = {
     "planner": _planner,
     "oracle": _oracle,
@@ -57,7 +57,7 @@ POLICIES: dict[str, Callable[[argparse.Namespace, "EvalTask"], "Policy"]] = {
 
 def cmd_data_generate(args: argparse.Namespace) -> None:
     from dfplanner.envs.ogbench import is_pointmaze
-    from dfplanner.generate import generate
+    from dfplanner.data.maze2d_recipe import generate
 
     if is_pointmaze(args.env):
         return _generate_ogbench(args)
@@ -71,8 +71,8 @@ def cmd_data_generate(args: argparse.Namespace) -> None:
 
 
 def _generate_ogbench(args: argparse.Namespace) -> None:
-    """`dfplan data generate --env pointmaze-...`: OGBench's recipe and npz files (dfplanner.ogbench_generate)."""
-    from dfplanner.ogbench_generate import generate
+    """`dfplan data generate --env pointmaze-...`: OGBench's recipe and npz files (dfplanner.data.ogbench_recipe)."""
+    from dfplanner.data.ogbench_recipe import generate
 
     if args.steps is not None or args.minari is not None:
         raise DfplannerError(f"--steps and --minari are for maze2d; {args.env} takes --episodes")
@@ -82,8 +82,8 @@ def _generate_ogbench(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from dfplanner.atomic import atomic_output, check_writable
-    from dfplanner.evaluation import eval_task, evaluate
+    from dfplanner.utils.atomic import atomic_output, check_writable
+    from dfplanner.evaluation.rollout import eval_task, evaluate
 
     if args.episodes <= 0:
         raise DfplannerError(f"--episodes must be positive, got {args.episodes}")
@@ -93,11 +93,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
             check_writable(path)  # before the run, not after it
     task = eval_task(args.env, args.multi_goal, args.task)
     if args.plot:
-        from dfplanner.plotting import layout_of
+        from dfplanner.evaluation.plotting import layout_of
 
         layout_of(task)  # a task without a maze to draw fails here, before the run
     if args.video:
-        from dfplanner.video import recording
+        from dfplanner.evaluation.video import recording
 
         task = recording(task, args.video)
     policy = POLICIES[args.policy](args, task)
@@ -112,7 +112,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
             tmp.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.json}")
     if args.plot:
-        from dfplanner.plotting import plot_run
+        from dfplanner.evaluation.plotting import plot_run
 
         plot_run(args.plot, task, policy, {**result, "trajectories": trajectories})
         print(f"wrote {args.plot}")
@@ -132,9 +132,9 @@ def _check_policy_flags(args: argparse.Namespace) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
-    from dfplanner.denoising import record_denoising
-    from dfplanner.evaluation import eval_task
-    from dfplanner.plotting import check_denoising_path, write_denoising
+    from dfplanner.evaluation.denoising import record_denoising
+    from dfplanner.evaluation.rollout import eval_task
+    from dfplanner.evaluation.plotting import check_denoising_path, write_denoising
 
     if not args.fps > 0:
         raise DfplannerError(f"--fps must be positive, got {args.fps}")
@@ -152,10 +152,10 @@ def cmd_plan(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
-    from dfplanner.device import resolve_device
-    from dfplanner.evaluation import training_evaluation
-    from dfplanner.runs import removed_on_failure
-    from dfplanner.training import Trainer, process_group
+    from dfplanner.utils.device import resolve_device
+    from dfplanner.evaluation.rollout import training_evaluation
+    from dfplanner.training.runs import removed_on_failure
+    from dfplanner.training.trainer import Trainer, process_group
 
     _check_train_counts(args)
     resolve_device(args.device)  # an unusable device fails here, before any work
@@ -212,7 +212,7 @@ def _train_folder(args: argparse.Namespace) -> Path:
 def _config_name(env_id: str | None) -> str | None:
     """The tuned config file's name for an env id: maze2d-large-v1 -> maze2d-large; a registered
     gymnasium env without a file of its own -> the family file of such envs."""
-    from dfplanner.config import CONFIG_DIR
+    from dfplanner.training.config import CONFIG_DIR
     from dfplanner.envs import registered
     from dfplanner.envs.layouts import MAZES
 
@@ -229,10 +229,10 @@ def _new_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, OfflineDat
     """What a new run trains on, checked completely before any data is generated or any step taken."""
     import torch
 
-    from dfplanner.config import load_config
+    from dfplanner.training.config import load_config
     from dfplanner.envs import resolve_env
     from dfplanner.envs.layouts import MAZES
-    from dfplanner.runs import RunRecord, dataset_source, holds_run
+    from dfplanner.training.runs import RunRecord, dataset_source, holds_run
 
     if args.env is None and args.dataset is None:
         raise DfplannerError(NO_DATA)
@@ -256,9 +256,9 @@ def _resumed_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, Offlin
     --steps, which extends the run (its learning-rate schedule then ends at the new last step)."""
     import dataclasses
 
-    from dfplanner.config import first_difference, merge, read_toml, validate
+    from dfplanner.training.config import first_difference, merge, read_toml, validate
     from dfplanner.envs import resolve_env
-    from dfplanner.runs import RunRecord, dataset_source
+    from dfplanner.training.runs import RunRecord, dataset_source
 
     record = RunRecord.read(out)
     given = {key: getattr(args, key) for key in TRAIN_OVERRIDES}
@@ -286,11 +286,11 @@ def _resumed_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, Offlin
 def _train_dataset(source: str | Path | None, env_id: str | None) -> tuple[str | Path, OfflineDataset]:
     """(source, dataset): the given one, or the maze's default one (generated if missing); its env and
     its observation and action widths must be those of `env_id` (or of the env it was recorded in)."""
-    from dfplanner.datasets import load_dataset
+    from dfplanner.data.datasets import load_dataset
     from dfplanner.envs.layouts import MAZES
-    from dfplanner.evaluation import eval_task
-    from dfplanner.generate import default_dataset_path, generate
-    from dfplanner.offline import check_action_range
+    from dfplanner.evaluation.rollout import eval_task
+    from dfplanner.data.maze2d_recipe import default_dataset_path, generate
+    from dfplanner.data.offline import check_action_range
 
     if source is None:
         if env_id not in MAZES:
@@ -315,9 +315,9 @@ def _train_dataset(source: str | Path | None, env_id: str | None) -> tuple[str |
 
 
 def cmd_routes(args: argparse.Namespace) -> None:
-    """Write a checkpoint's routes (dfplanner.routes) from its training data, e.g. for one trained before routes existed."""
-    from dfplanner.checkpoint import checkpoint_paths, read_json
-    from dfplanner.routes import routes_for, routes_path
+    """Write a checkpoint's routes (dfplanner.planning.routes) from its training data, e.g. for one trained before routes existed."""
+    from dfplanner.training.checkpoint import checkpoint_paths, read_json
+    from dfplanner.planning.routes import routes_for, routes_path
 
     json_path, _ = checkpoint_paths(Path(args.checkpoint))
     env_id = read_json(json_path).get("env_id")
@@ -341,9 +341,9 @@ def _known_env(name: str) -> bool:
 
 
 def cmd_config_show(args: argparse.Namespace) -> None:
-    from dfplanner.config import load_config, to_toml
+    from dfplanner.training.config import load_config, to_toml
     from dfplanner.envs import resolve_env
-    from dfplanner.runs import RunRecord
+    from dfplanner.training.runs import RunRecord
 
     if args.run and (args.env or args.config):
         raise DfplannerError("--run prints the config that run was started with; give --env and --config without it")
@@ -498,20 +498,20 @@ def planner_flags() -> dict:
     help and choices taken from the field (dest -> field)."""
     import dataclasses
 
-    from dfplanner.settings import PlannerSettings
+    from dfplanner.planning.settings import PlannerSettings
 
     return {f.name: f for f in dataclasses.fields(PlannerSettings) if f.metadata.get("flag")}
 
 
 def _add_planner_arguments(command: argparse.ArgumentParser, preset: str | None = None) -> None:
     """The checkpoint, the device, a preset (default `preset`) and one flag per planner setting."""
-    from dfplanner.settings import preset_names
+    from dfplanner.planning.settings import preset_names
 
     command.add_argument("--checkpoint", default=None, help="planner checkpoint (default: the shipped one)")
     command.add_argument("--device", default="auto", help="auto, cpu or cuda")
     command.add_argument("--preset", choices=preset_names(), default=preset,
-                         help="named planner settings (dfplanner/presets), applied over the checkpoint's")
-    planner = command.add_argument_group("planner settings (default: the checkpoint's, see dfplanner/settings.py)")
+                         help="named planner settings (dfplanner/planning/presets), applied over the checkpoint's")
+    planner = command.add_argument_group("planner settings (default: the checkpoint's, see dfplanner/planning/settings.py)")
     for name, field in planner_flags().items():
         flag, default = "--" + name.replace("_", "-"), field.default
         if isinstance(default, bool):

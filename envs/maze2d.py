@@ -7,7 +7,7 @@ before every step, action clipped to [-1, 1], sparse reward 1 iff the particle e
 float32 [x, y, vx, vy] in D4RL's frame (see ``layouts``).
 
 ``render_mode="rgb_array"`` draws the maze from above with numpy (walls, the reward disk around the
-target, the particle; rows down, columns across, as ``dfplanner.plotting`` draws it) rather than with
+target, the particle; rows down, columns across, as ``dfplanner.evaluation.plotting`` draws it) rather than with
 MuJoCo's renderer: that needs an OpenGL context (EGL or OSMesa system libraries), which machines
 without a display, this project's CI among them, do not have; a flat maze loses nothing seen from above.
 """

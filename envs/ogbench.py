@@ -117,7 +117,7 @@ def make_collection_env(spec: DatasetSpec) -> gym.Env:
 
 
 def make_eval_env(env_id: str) -> gym.Env:
-    """OGBench's evaluation env (terminate_at_goal=True), in dfplanner.evaluation's interface."""
+    """OGBench's evaluation env (terminate_at_goal=True), in dfplanner.evaluation.rollout's interface."""
     return EvalEnv(make_env(env_id))
 
 
@@ -145,7 +145,7 @@ def numpy_global_seed(seed: int | None) -> Iterator[None]:
 
 
 class EvalEnv(gym.Wrapper):
-    """OGBench's env as dfplanner.evaluation expects it: float32 (x, y) observations, the goal position as
+    """OGBench's env as dfplanner.evaluation.rollout expects it: float32 (x, y) observations, the goal position as
     ``info["target"]`` (OGBench's ``info["goal"]`` is the goal observation, i.e. its position), bool
     ``info["success"]``, actions clipped to [-1, 1] as OGBench's impls/utils/evaluation.py does."""
 

@@ -44,8 +44,8 @@ def point_model(tmp_path_factory):
     """A small Diffusion Forcing model trained for a few seconds on the synthetic point task."""
     from point_task import random_walks
 
-    from dfplanner.config import DEFAULTS, merge
-    from dfplanner.training import Trainer
+    from dfplanner.training.config import DEFAULTS, merge
+    from dfplanner.training.trainer import Trainer
 
     config = merge(DEFAULTS, {
         "tokens": {"frame_stack": 4, "window": 12},
@@ -94,9 +94,9 @@ def tiny_trained_model(obs_dim: int = 4, metadata: dict | None = None):
     """An untrained, complete TrainedModel of a few hundred weights: for checkpoint plumbing, not planning."""
     import numpy as np
 
-    from dfplanner.checkpoint import TrainedModel
-    from dfplanner.noise import NoiseSchedule
-    from dfplanner.tokens import Normalizer, TokenLayout
+    from dfplanner.training.checkpoint import TrainedModel
+    from dfplanner.diffusion.noise import NoiseSchedule
+    from dfplanner.data.tokens import Normalizer, TokenLayout
 
     layout = TokenLayout(obs_dim=obs_dim, act_dim=2, frame_stack=2)
     normalizer = Normalizer(np.zeros(layout.step_dim, np.float32), np.ones(layout.step_dim, np.float32),

@@ -3,7 +3,7 @@ damped point mass in an open plane, observation [x, y, vx, vy], action in [-1, 1
 
 import numpy as np
 
-from dfplanner.datasets import OfflineDataset
+from dfplanner.data.datasets import OfflineDataset
 
 DAMPING, GAIN = 0.9, 0.1
 

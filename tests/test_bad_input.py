@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import d4rl_arrays, run_cli, tiny_trained_model, write_hdf5
-from dfplanner.checkpoint import DIGEST_KEY, checkpoint_paths, record_digest
+from dfplanner.training.checkpoint import DIGEST_KEY, checkpoint_paths, record_digest
 from dfplanner.cli import main
 from dfplanner.errors import DfplannerError
-from dfplanner.pretrained import load_planner, shipped_checkpoint
+from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
 
 UMAZE = shipped_checkpoint("maze2d-umaze-v1")
 
@@ -196,7 +196,7 @@ if not torch.cuda.is_available():
     CASES["--device cuda without a GPU"] = (lambda t: evaluate(None, "--device", "cuda"), ["--device cuda", "no CUDA GPU"])
 
 
-# Planner settings are validated when the planner is built, before any episode (dfplanner/settings.py).
+# Planner settings are validated when the planner is built, before any episode (dfplanner/planning/settings.py).
 CASES.update({
     "zero candidates": (lambda t: evaluate(None, "--candidates", "0"), ["candidates must be an integer >= 1, got 0"]),
     "negative candidates": (lambda t: evaluate(None, "--candidates", "-1"), ["candidates must be an integer >= 1, got -1"]),

@@ -61,7 +61,7 @@ def test_eval_video_records_the_first_environment(tmp_path):
 
 
 def test_config_reference_is_generated_from_the_schema():
-    from dfplanner.config import reference
+    from dfplanner.training.config import reference
 
     assert (ROOT / "docs" / "config.md").read_text() == reference()
 

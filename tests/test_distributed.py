@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from dfplanner.generate import generate
+from dfplanner.data.maze2d_recipe import generate
 from tiny_config import tiny_config
 
 TINY = tiny_config(warmup=2, batch_size=8, save_every=2, log_every=2)

@@ -6,7 +6,7 @@ import pytest
 
 from dfplanner.envs import get_normalized_score
 from dfplanner.errors import DfplannerError
-from dfplanner.evaluation import OraclePolicy, RandomPolicy, evaluate
+from dfplanner.evaluation.rollout import OraclePolicy, RandomPolicy, evaluate
 
 SUMMARY_KEYS = {
     "env", "policy", "episodes", "seed", "multi_goal", "return_mean", "return_std", "normalized_score_mean",

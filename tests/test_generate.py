@@ -7,7 +7,7 @@ import pytest
 import dfplanner
 from dfplanner.envs import maze_spec
 from dfplanner.errors import DfplannerError
-from dfplanner.generate import collect, data_dir, default_dataset_path, generate
+from dfplanner.data.maze2d_recipe import collect, data_dir, default_dataset_path, generate
 
 D4RL_DTYPES = {
     "observations": (np.float32, 4),

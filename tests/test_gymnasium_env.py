@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import write_hdf5
-from dfplanner.checkpoint import load_trained_model
+from dfplanner.training.checkpoint import load_trained_model
 from dfplanner.cli import main
-from dfplanner.pretrained import load_planner
+from dfplanner.evaluation.pretrained import load_planner
 from pendulum_task import ENV, recorded
 from tiny_config import tiny_config
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import dfplanner
-from dfplanner.checkpoint import load_trained_model
+from dfplanner.training.checkpoint import load_trained_model
 from dfplanner.cli import main
 from dfplanner.envs.layouts import MAZES
 from dfplanner.envs.pointmaze import PointMazeFrame, PointMazeInD4rlFrame

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dfplanner.errors import DfplannerError
-from dfplanner.models import LevelEmbedding, build_model, repeat_state
+from dfplanner.diffusion.models import LevelEmbedding, build_model, repeat_state
 
 CONFIGS = [{"type": "recurrent", "hidden": 32, "layers": 2}, {"type": "transformer", "hidden": 32, "layers": 2, "heads": 2, "max_tokens": 16}]
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dfplanner.errors import DfplannerError
-from dfplanner.noise import NoiseSchedule
+from dfplanner.diffusion.noise import NoiseSchedule
 
 
 @pytest.mark.parametrize("betas", ["linear", "cosine"])

@@ -11,11 +11,11 @@ import dfplanner
 from conftest import run_cli
 from dfplanner.envs import ogbench as og
 from dfplanner.errors import DfplannerError
-from dfplanner.evaluation import RandomPolicy, eval_task, evaluate
-from dfplanner.ogbench_data import DEFAULT_DATA_DIR, data_dir, write_npz
-from dfplanner.ogbench_generate import default_path, generate, vertex_cells
-from dfplanner.tokens import Normalizer, TokenLayout
-from dfplanner.windows import WindowSampler
+from dfplanner.evaluation.rollout import RandomPolicy, eval_task, evaluate
+from dfplanner.data.ogbench_npz import DEFAULT_DATA_DIR, data_dir, write_npz
+from dfplanner.data.ogbench_recipe import default_path, generate, vertex_cells
+from dfplanner.data.tokens import Normalizer, TokenLayout
+from dfplanner.data.windows import WindowSampler
 
 ogbench = pytest.importorskip("ogbench")
 FILE_KEYS = {"observations": np.float32, "actions": np.float32, "terminals": np.bool_, "qpos": np.float32, "qvel": np.float32}
@@ -241,7 +241,7 @@ def test_cli_generate_writes_ogbench_s_file_names(ogbench_data):
 def test_train_from_an_ogbench_id_then_plan_its_tasks(files, ogbench_data, tmp_path, monkeypatch):
     """`dfplan train --dataset ogbench:NAME` names its run folder after NAME and trains with the pointmaze
     family config; the checkpoint then plans OGBench's tasks with the family's facts (kinematic point)."""
-    from dfplanner.checkpoint import load_trained_model
+    from dfplanner.training.checkpoint import load_trained_model
     from dfplanner.cli import main
 
     ogbench_data.mkdir()
@@ -262,7 +262,7 @@ def test_eval_plot_draws_ogbench_s_maze(tmp_path):
     from PIL import Image
 
     from dfplanner.cli import main
-    from dfplanner.plotting import ogbench_layout
+    from dfplanner.evaluation.plotting import ogbench_layout
 
     png = tmp_path / "giant.png"
     assert main(["eval", "--env", "pointmaze-giant-navigate-v0", "--policy", "oracle", "--episodes", "2", "--plot", str(png)]) == 0

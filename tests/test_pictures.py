@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 
 from dfplanner.cli import main
-from dfplanner.denoising import record_denoising
+from dfplanner.evaluation.denoising import record_denoising
 from dfplanner.envs.maze2d import Maze2dEnv
-from dfplanner.pretrained import load_planner, shipped_checkpoint
+from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
 
 
 def test_recording_follows_the_schedule_to_the_kept_plan():

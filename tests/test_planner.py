@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from dfplanner.errors import DfplannerError
-from dfplanner.costs import GoalDistance
-from dfplanner.planner import DiffusionForcingPlanner
-from dfplanner.settings import PlannerSettings
+from dfplanner.planning.costs import GoalDistance
+from dfplanner.planning.planner import DiffusionForcingPlanner
+from dfplanner.planning.settings import PlannerSettings
 from point_task import GAIN, point_step
 
 GOAL = np.array([1.5, 1.5], np.float32)
@@ -132,7 +132,7 @@ def test_goal_cost_counts_every_step():
 
 
 def test_reward_to_go_cost_and_its_errors():
-    from dfplanner.costs import RewardToGo, make_cost
+    from dfplanner.planning.costs import RewardToGo, make_cost
 
     assert RewardToGo()({"reward": torch.tensor([[1.0, 2.0]])}, None).item() == -3.0
     with pytest.raises(DfplannerError, match="reward channel"):
@@ -196,7 +196,7 @@ def test_rolling_rejects_a_schedule_whose_ladder_falls(point_model):
 
 
 def test_goal_hold_keeps_the_plan_on_the_goal_from_its_first_arrival():
-    from dfplanner.goal_hold import hold_goal
+    from dfplanner.planning.goal_hold import hold_goal
 
     x = np.linspace(0.0, 2.0, 5)  # a plan passing through the goal at x = 1 and going on
     plan = np.stack([np.c_[x, np.zeros(5), np.ones(5), np.zeros(5)], np.c_[x, np.full(5, 3.0), np.ones(5), np.zeros(5)]]).astype(np.float32)

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-import dfplanner.checkpoint
+import dfplanner.training.checkpoint
 from conftest import d4rl_arrays, run_cli, tiny_trained_model, write_hdf5
-from dfplanner.checkpoint import load_trained_model, read_tensors
+from dfplanner.training.checkpoint import load_trained_model, read_tensors
 from dfplanner.cli import main
 from dfplanner.envs.maze2d import Maze2dEnv
 from dfplanner.errors import DfplannerError
-from dfplanner.evaluation import evaluate
-from dfplanner.planner import DiffusionForcingPlanner
-from dfplanner.settings import PlannerSettings
+from dfplanner.evaluation.rollout import evaluate
+from dfplanner.planning.planner import DiffusionForcingPlanner
+from dfplanner.planning.settings import PlannerSettings
 
 TINY = """
 [tokens]
@@ -149,7 +149,7 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_leaves_no_temp_file(fa
             handle.write(b"\x00" * 100)
         raise failure
 
-    monkeypatch.setattr(dfplanner.checkpoint, "save_file", write_half_then_fail)
+    monkeypatch.setattr(dfplanner.training.checkpoint, "save_file", write_half_then_fail)
     with pytest.raises(raised) as error:
         trained.save(tmp_path / "model")
     if raised is DfplannerError:
@@ -168,10 +168,10 @@ def killed(*args):
 
 def test_a_kill_between_train_state_files_resumes_the_previous_step(reference, tmp_path, monkeypatch):
     """train_state.json is the commit point: new tensors without it leave the previous step loadable."""
-    import dfplanner.training
-    from dfplanner.config import load_config
-    from dfplanner.datasets import load_dataset
-    from dfplanner.training import Trainer
+    import dfplanner.training.trainer
+    from dfplanner.training.config import load_config
+    from dfplanner.data.datasets import load_dataset
+    from dfplanner.training.trainer import Trainer
 
     reference_run, args = reference
     config = load_config("maze2d-umaze", reference_run.parent / "tiny.toml")
@@ -179,7 +179,7 @@ def test_a_kill_between_train_state_files_resumes_the_previous_step(reference, t
     dataset = load_dataset(reference_run.parent / "data.hdf5")
     trainer = Trainer(dataset, config, tmp_path, device="cpu")
     trainer.run(steps=10, progress=False)
-    monkeypatch.setattr(dfplanner.training, "write_json", killed)
+    monkeypatch.setattr(dfplanner.training.trainer, "write_json", killed)
     with pytest.raises(Killed):
         trainer.run(steps=20, progress=False)
     assert sorted(p.name for p in tmp_path.glob("train_state*")) == ["train_state-00000010.safetensors", "train_state-00000020.safetensors", "train_state.json"]

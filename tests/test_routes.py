@@ -7,8 +7,8 @@ import pytest
 
 from dfplanner.cli import main
 from dfplanner.errors import DfplannerError
-from dfplanner.offline import OfflineDataset
-from dfplanner.routes import DataRoutes, routes_path
+from dfplanner.data.offline import OfflineDataset
+from dfplanner.planning.routes import DataRoutes, routes_path
 from tests.conftest import tiny_trained_model
 
 
@@ -79,8 +79,8 @@ def test_a_dataset_that_never_moves_has_no_routes():
 
 
 def test_a_checkpoint_without_routes_warns_and_aims_at_the_goal():
-    from dfplanner.planner import DiffusionForcingPlanner
-    from dfplanner.settings import PlannerSettings
+    from dfplanner.planning.planner import DiffusionForcingPlanner
+    from dfplanner.planning.settings import PlannerSettings
 
     trained = tiny_trained_model()
     settings = PlannerSettings(position_dims=(0, 1), velocity_dims=(2, 3))
@@ -91,8 +91,8 @@ def test_a_checkpoint_without_routes_warns_and_aims_at_the_goal():
 def test_routes_command_writes_the_checkpoints_routes(tmp_path):
     """`dfplan routes` rebuilds a checkpoint's routes from the data it names; a shipped maze's routes
     load with its checkpoint."""
-    from dfplanner.checkpoint import load_trained_model
-    from dfplanner.pretrained import shipped_checkpoint
+    from dfplanner.training.checkpoint import load_trained_model
+    from dfplanner.evaluation.pretrained import shipped_checkpoint
 
     assert load_trained_model(shipped_checkpoint("maze2d-umaze-v1")).routes is not None
     walk = np.concatenate([u_walk(), u_walk()[::-1]])

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from dfplanner.costs import GoalDistance
-from dfplanner.guidance import ModelGradientGuidance, MonteCarloGuidance, PlanObjective, PlanPull, PlanSpaceGuidance, Row, Unguided, make_guidance
-from dfplanner.noise import NoiseSchedule
-from dfplanner.sampling import sample_tokens
-from dfplanner.scheduling import build_schedule
+from dfplanner.planning.costs import GoalDistance
+from dfplanner.planning.guidance import ModelGradientGuidance, MonteCarloGuidance, PlanObjective, PlanPull, PlanSpaceGuidance, Row, Unguided, make_guidance
+from dfplanner.diffusion.noise import NoiseSchedule
+from dfplanner.planning.sampling import sample_tokens
+from dfplanner.diffusion.scheduling import build_schedule
 
 HORIZON, BATCH = 8, 5
 STABILIZATION = 30

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dfplanner.errors import DfplannerError
-from dfplanner.scheduling import build_schedule, pyramid, rolling_ladder, rolling_transition, validate_schedule
+from dfplanner.diffusion.scheduling import build_schedule, pyramid, rolling_ladder, rolling_transition, validate_schedule
 
 
 @pytest.mark.parametrize("name", ["pyramid", "full_sequence", "autoregressive", "trapezoid"])

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from dfplanner.checkpoint import load_trained_model
+from dfplanner.training.checkpoint import load_trained_model
 from dfplanner.cli import main
-from dfplanner.pretrained import SHIPPED_DIR
+from dfplanner.evaluation.pretrained import SHIPPED_DIR
 from tiny_config import tiny_config
 
 TINY = tiny_config(warmup=5, save_every=10, log_every=5)
@@ -35,8 +35,8 @@ def test_tensorboard_gets_losses_scores_plan_and_denoising_pictures(tiny_run):
 
 def test_training_writes_the_datas_routes_beside_the_model(tiny_run):
     """The routes come from the training data: every cell is a recorded position, linked by recorded steps."""
-    from dfplanner.checkpoint import load_trained_model
-    from dfplanner.datasets import load_dataset
+    from dfplanner.training.checkpoint import load_trained_model
+    from dfplanner.data.datasets import load_dataset
 
     folder, _ = tiny_run
     routes = load_trained_model(folder / "run").routes
@@ -74,7 +74,7 @@ def test_resume_takes_everything_from_the_run_and_refuses_contradicting_flags(ti
 def test_config_show_prints_what_train_uses(tiny_run, capsys):
     import tomllib
 
-    from dfplanner.config import load_config
+    from dfplanner.training.config import load_config
 
     folder, _ = tiny_run
     assert main(["config", "show", "--env", "maze2d-umaze", "--config", str(folder / "tiny.toml")]) == 0
@@ -111,8 +111,8 @@ def test_shipped_umaze_planner_reaches_the_goal(tmp_path):
 def test_shipped_checkpoint_plans_with_its_committed_config(env_id):
     """What `dfplan eval` runs is what envs/configs says (and what `dfplan train` would record)."""
     from dfplanner.cli import _config_name
-    from dfplanner.config import load_config
-    from dfplanner.pretrained import shipped_checkpoint
+    from dfplanner.training.config import load_config
+    from dfplanner.evaluation.pretrained import shipped_checkpoint
 
     recorded = json.loads(shipped_checkpoint(env_id).read_text())
     assert recorded["env_id"] == env_id

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from dfplanner.checkpoint import TrainedModel, load_trained_model
+from dfplanner.training.checkpoint import TrainedModel, load_trained_model
 from dfplanner.errors import DfplannerError
-from dfplanner.noise import NoiseSchedule
-from dfplanner.objective import EMA, diffusion_forcing_loss
-from dfplanner.tokens import Normalizer, TokenLayout
-from dfplanner.windows import WindowSampler
+from dfplanner.diffusion.noise import NoiseSchedule
+from dfplanner.diffusion.objective import EMA, diffusion_forcing_loss
+from dfplanner.data.tokens import Normalizer, TokenLayout
+from dfplanner.data.windows import WindowSampler
 
 
 def counting_data(n=40, ends=(15, 40)):
@@ -124,7 +124,7 @@ def test_training_draws_independent_uniform_levels_per_token():
 
 
 def test_weight_decay_spares_biases_and_norms():
-    from dfplanner.training import parameter_groups
+    from dfplanner.training.trainer import parameter_groups
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
     decayed, spared = parameter_groups(model, 0.1)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dfplanner.planner import DiffusionForcingPlanner
+from dfplanner.planning.planner import DiffusionForcingPlanner
 
 
 @dataclass

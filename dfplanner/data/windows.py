@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from dfplanner.errors import DfplannerError
-from dfplanner.tokens import Normalizer, TokenLayout
+from dfplanner.data.tokens import Normalizer, TokenLayout
 
 
 @dataclass

@@ -39,12 +39,12 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from dfplanner.costs import Cost
+from dfplanner.planning.costs import Cost
 from dfplanner.errors import DfplannerError
-from dfplanner.models import State, repeat_state
-from dfplanner.noise import NoiseSchedule
-from dfplanner.settings import GUIDANCE_NAMES
-from dfplanner.tokens import TokenCodec
+from dfplanner.diffusion.models import State, repeat_state
+from dfplanner.diffusion.noise import NoiseSchedule
+from dfplanner.planning.settings import GUIDANCE_NAMES
+from dfplanner.data.tokens import TokenCodec
 
 # Guards the per-token gradient normalization against a zero gradient.
 GRADIENT_EPS = 1e-8

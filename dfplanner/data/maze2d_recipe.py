@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from dfplanner.atomic import atomic_output, check_writable
+from dfplanner.utils.atomic import atomic_output, check_writable
 from dfplanner.envs.layouts import MazeSpec, maze_spec
 from dfplanner.envs.maze2d import GOAL_RADIUS, Maze2dEnv, physics_step, random_free_position
 from dfplanner.envs.oracle import WaypointExpert

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dfplanner.checkpoint import TrainedModel
-from dfplanner.models import State
+from dfplanner.training.checkpoint import TrainedModel
+from dfplanner.diffusion.models import State
 
 
 class EpisodeHistory:

@@ -21,12 +21,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from dfplanner.atomic import atomic_output
+from dfplanner.utils.atomic import atomic_output
 from dfplanner.errors import DfplannerError
-from dfplanner.models import build_model
-from dfplanner.noise import NoiseSchedule
-from dfplanner.routes import DataRoutes, routes_path
-from dfplanner.tokens import Normalizer, TokenCodec, TokenLayout
+from dfplanner.diffusion.models import build_model
+from dfplanner.diffusion.noise import NoiseSchedule
+from dfplanner.planning.routes import DataRoutes, routes_path
+from dfplanner.data.tokens import Normalizer, TokenCodec, TokenLayout
 
 FORMAT_VERSION = 1
 DIGEST_KEY = "safetensors_sha256"  # in NAME.json: the sha256 of NAME.safetensors' bytes
@@ -88,7 +88,7 @@ class TrainedModel:
     normalizer: Normalizer
     model_config: dict
     metadata: dict = field(default_factory=dict)  # env_id, training steps, planner defaults, ...
-    routes: DataRoutes | None = None  # the training data's routes (dfplanner.routes), when saved with it
+    routes: DataRoutes | None = None  # the training data's routes (dfplanner.planning.routes), when saved with it
 
     @classmethod
     def create(cls, model_config: dict, schedule: NoiseSchedule, layout: TokenLayout, normalizer: Normalizer, metadata: dict | None = None) -> "TrainedModel":

@@ -3,7 +3,7 @@
 A cost is any callable `cost(plan, goal) -> (B,)` where `plan` maps channel names ("action",
 "reward", "observation") to tensors of shape (B, steps, dim) (reward: (B, steps)) in env units and
 `goal` is the (B, goal_dim) tensor given to the planner (or None). Lower is better. How its gradient
-reaches the tokens is the guidance strategy's business (dfplanner.guidance).
+reaches the tokens is the guidance strategy's business (dfplanner.planning.guidance).
 """
 
 from __future__ import annotations

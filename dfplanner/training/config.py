@@ -8,8 +8,8 @@ data and stored in the checkpoint.
 
 `SCHEMA` is the one description of every key (type, default, range, meaning): `load_config` checks
 each file against it before any work starts, and docs/config.md is generated from it
-(`python -m dfplanner.config > docs/config.md`). The `[planner]` section holds the planner settings
-that differ from dfplanner.settings' defaults, read as `PlannerSettings.from_dict` reads them; it
+(`python -m dfplanner.training.config > docs/config.md`). The `[planner]` section holds the planner settings
+that differ from dfplanner.planning.settings' defaults, read as `PlannerSettings.from_dict` reads them; it
 travels with the checkpoint.
 """
 
@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from dfplanner.errors import DfplannerError
-from dfplanner.models import MODEL_TYPES, TransformerDenoiser
-from dfplanner.noise import BETA_SCHEDULES, PREDICTIONS
-from dfplanner.objective import LOSS_WEIGHTINGS
-from dfplanner.tokens import CHANNELS
+from dfplanner.diffusion.models import MODEL_TYPES, TransformerDenoiser
+from dfplanner.diffusion.noise import BETA_SCHEDULES, PREDICTIONS
+from dfplanner.diffusion.objective import LOSS_WEIGHTINGS
+from dfplanner.data.tokens import CHANNELS
 
 CONFIG_DIR = Path(str(resources.files("dfplanner.envs") / "configs"))
 PLANNER_SECTION = "planner"
@@ -179,7 +179,7 @@ def validate(config: dict, where: str) -> None:
 
 
 def _validate_planner(values: dict, where: str) -> None:
-    from dfplanner.settings import PlannerSettings
+    from dfplanner.planning.settings import PlannerSettings
 
     try:
         PlannerSettings.from_dict(values)
@@ -261,7 +261,7 @@ def reference() -> str:
     lines = [
         "# Configuration reference",
         "",
-        "Generated from `dfplanner/config.py` by `python -m dfplanner.config > docs/config.md`. A run's config is",
+        "Generated from `dfplanner/training/config.py` by `python -m dfplanner.training.config > docs/config.md`. A run's config is",
         "these defaults, overlaid by the environment's tuned file (`envs/configs/ENV.toml`), overlaid by",
         "`--config FILE`, overlaid by `--steps`, `--batch-size` and `--save-every`; `dfplan config show` prints",
         "it. Every file is checked when read: an unknown key (with the nearest known one), a wrong type or a",
@@ -279,7 +279,7 @@ def reference() -> str:
         "",
         "`[planner]`: the planner settings recorded in the checkpoint (defaults for `dfplan eval` and",
         "`dfplan plan`, whose flags override them for one run): the fields of `PlannerSettings` and",
-        "`SamplerSettings` (`dfplanner/planner.py`, `dfplanner/sampling.py`), read by `PlannerSettings.from_dict`.",
+        "`SamplerSettings` (`dfplanner/planning/planner.py`, `dfplanner/planning/sampling.py`), read by `PlannerSettings.from_dict`.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dfplanner.checkpoint import checkpoint_paths, load_trained_model
+from dfplanner.training.checkpoint import checkpoint_paths, load_trained_model
 from dfplanner.envs.layouts import MAZES, resolve_env_id
 from dfplanner.errors import DfplannerError
-from dfplanner.planner import DiffusionForcingPlanner, Plan
-from dfplanner.pretrained import load_planner, shipped_checkpoint
+from dfplanner.planning.planner import DiffusionForcingPlanner, Plan
+from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
 
 
 class PlannerPolicy:

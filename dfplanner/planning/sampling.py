@@ -5,7 +5,7 @@ from its level to the row's level in one vectorized step. Tokens that have becom
 clean tokens before them form a frozen prefix: they are folded into the model state once and never
 recomputed. Generated tokens are fed back at a small `stabilization_level` (Diffusion Forcing's
 stabilization), real context at level 0. How a cost steers the row is the guidance object's business
-(dfplanner.guidance); the loop only asks it for the clean estimate and the tokens after the step.
+(dfplanner.planning.guidance); the loop only asks it for the clean estimate and the tokens after the step.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from dfplanner.errors import DfplannerError
-from dfplanner.guidance import Guidance, Row, Unguided
-from dfplanner.models import State
-from dfplanner.noise import NoiseSchedule
+from dfplanner.planning.guidance import Guidance, Row, Unguided
+from dfplanner.diffusion.models import State
+from dfplanner.diffusion.noise import NoiseSchedule
 
 # on_row(row, x, x0): after sampling row `row`, the tokens x at that row's levels and their clean estimate x0
 RowCallback = Callable[[int, torch.Tensor, torch.Tensor], None]

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dfplanner.atomic import atomic_output
-from dfplanner.offline import OfflineDataset, check_shape, validated
+from dfplanner.utils.atomic import atomic_output
+from dfplanner.data.offline import OfflineDataset, check_shape, validated
 
 PREFIX = "ogbench:"  # load_dataset("ogbench:NAME") reads NAME.npz from the data folder
 from dfplanner.errors import DfplannerError

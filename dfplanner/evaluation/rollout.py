@@ -118,7 +118,7 @@ def eval_task(env: str, multi_goal: bool = False, task: int | None = None) -> Ev
     if task is not None:
         raise DfplannerError(f"--task K picks one of OGBench's evaluation tasks; {env} has none")
     if env.startswith(MINARI_PREFIX):
-        from dfplanner.datasets import open_minari
+        from dfplanner.data.datasets import open_minari
         from dfplanner.envs.pointmaze import recovered_envs
 
         if multi_goal:
@@ -310,9 +310,9 @@ def _summary(task: EvalTask, policy: Policy, tally: _Tally, seed: int, batch_siz
 def training_evaluation(env_id: str, episodes: int, device: str) -> Callable:
     """Periodic evaluation during training, for TensorBoard: score, success, plans over the maze and
     one plan's denoising (the picture of `dfplan plan`)."""
-    from dfplanner.denoising import record_denoising
-    from dfplanner.plotting import PLOTTED_EPISODES, denoising_figure, episodes_figure, maze2d_layout
-    from dfplanner.pretrained import load_planner
+    from dfplanner.evaluation.denoising import record_denoising
+    from dfplanner.evaluation.plotting import PLOTTED_EPISODES, denoising_figure, episodes_figure, maze2d_layout
+    from dfplanner.evaluation.pretrained import load_planner
 
     task = eval_task(env_id)
 

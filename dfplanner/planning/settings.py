@@ -10,7 +10,7 @@ The defaults are the best measured settings, so `DiffusionForcingPlanner(trained
 planner does: the sampling (2 steps per token, uncertainty 0.05) from results/sampling_grid.md and results/tuning.md; the
 guidance (gradient through the model, scale 5) and the goal hold (0.5) tuned on maze2d medium,
 medium-multi and large-multi with seed 777 (results/tuning.md); the cost aimed 40 recorded steps along
-the training data's routes (dfplanner.routes), tuned on seed 777 on maze2d (results/tuning.md; OGBench's
+the training data's routes (dfplanner.planning.routes), tuned on seed 777 on maze2d (results/tuning.md; OGBench's
 family config sets 20, results/ogbench_table.md); MCG off because the ablation on seeds 0 and 1 does not
 support it (results/ablations.md); PD aimed at the current step's planned state (`track_ahead` 0): how
 far ahead to aim depends on the env's dynamics (maze2d and OGBench pointmaze set 15 among their facts;
@@ -31,18 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
-from dfplanner.costs import COST_NAMES
+from dfplanner.planning.costs import COST_NAMES
 from dfplanner.errors import DfplannerError
-from dfplanner.scheduling import SCHEDULES
+from dfplanner.diffusion.scheduling import SCHEDULES
 
 ACTION_MODES = ("pd", "diffused")
-# The strategies of dfplanner.guidance (named here so that building the CLI does not import torch).
+# The strategies of dfplanner.planning.guidance (named here so that building the CLI does not import torch).
 GUIDANCE_NAMES = ("plan", "model", "paper")
 # PD gains of the Diffusion Forcing authors' maze2d release: a = kp (p_plan - p) + kd (v_plan - v).
 PD_GAINS = (12.5, 1.2)
 # Settings keys of earlier dfplanner versions, still read from old checkpoints.
 RENAMED = {"steps": "sampling_steps", "guidance_gradient": "guidance"}
-PRESET_DIR = Path(str(resources.files("dfplanner") / "presets"))
+PRESET_DIR = Path(str(resources.files("dfplanner.planning") / "presets"))
 
 
 def _setting(default, help: str, choices: tuple | None = None, flag: bool = True):
@@ -66,11 +66,11 @@ class PlannerSettings:
     position_dims: tuple[int, ...] = _setting((), "observation dimensions holding the position (goal cost, PD)", flag=False)
     velocity_dims: tuple[int, ...] = _setting((), "observation dimensions holding the velocity (PD)", flag=False)
     cost: str = _setting("goal", "what guidance minimizes", COST_NAMES)
-    route_lookahead: int = _setting(40, "aim the cost this many recorded steps along the training data's route to the goal (0: straight at the goal; dfplanner.routes)")
-    hold_radius: float = _setting(0.5, "from its first step this near the goal, a plan holds the goal at rest (0: off; dfplanner.goal_hold)")
-    guidance: str = _setting("model", "how the cost's gradient steers sampling (dfplanner.guidance)", GUIDANCE_NAMES)
+    route_lookahead: int = _setting(40, "aim the cost this many recorded steps along the training data's route to the goal (0: straight at the goal; dfplanner.planning.routes)")
+    hold_radius: float = _setting(0.5, "from its first step this near the goal, a plan holds the goal at rest (0: off; dfplanner.planning.goal_hold)")
+    guidance: str = _setting("model", "how the cost's gradient steers sampling (dfplanner.planning.guidance)", GUIDANCE_NAMES)
     guidance_scale: float = _setting(5.0, "guidance strength (0: unguided)")
-    plan_pull: float = _setting(0.0, "scale of a plan-space pull added after the guidance step (0: off; dfplanner.guidance.PlanPull)")
+    plan_pull: float = _setting(0.0, "scale of a plan-space pull added after the guidance step (0: off; dfplanner.planning.guidance.PlanPull)")
     mcg_samples: int = _setting(1, "Monte Carlo Guidance: futures the gradient is averaged over (1: off)")
     candidates: int = _setting(1, "plans sampled per decision; the cheapest is kept")
     stabilization_level: int = _setting(10, "noise level at which generated tokens are fed back (stabilization)")

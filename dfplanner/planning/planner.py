@@ -36,17 +36,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dfplanner.checkpoint import TrainedModel
-from dfplanner.costs import Cost, make_cost
-from dfplanner.device import resolve_device
+from dfplanner.training.checkpoint import TrainedModel
+from dfplanner.planning.costs import Cost, make_cost
+from dfplanner.utils.device import resolve_device
 from dfplanner.errors import DfplannerError
-from dfplanner.goal_hold import hold_goal
-from dfplanner.guidance import PlanObjective, make_guidance
-from dfplanner.history import EpisodeHistory
-from dfplanner.models import repeat_state
-from dfplanner.sampling import RowCallback, sample_tokens
-from dfplanner.scheduling import build_schedule, rolling_ladder, rolling_transition, validate_schedule
-from dfplanner.settings import PlannerSettings, settings_for
+from dfplanner.planning.goal_hold import hold_goal
+from dfplanner.planning.guidance import PlanObjective, make_guidance
+from dfplanner.planning.history import EpisodeHistory
+from dfplanner.diffusion.models import repeat_state
+from dfplanner.planning.sampling import RowCallback, sample_tokens
+from dfplanner.diffusion.scheduling import build_schedule, rolling_ladder, rolling_transition, validate_schedule
+from dfplanner.planning.settings import PlannerSettings, settings_for
 
 
 @dataclass
@@ -63,10 +63,10 @@ class Plan:
 
 
 class DiffusionForcingPlanner:
-    """Receding-horizon planner; also a batched policy for `dfplanner.evaluation.evaluate`.
+    """Receding-horizon planner; also a batched policy for `dfplanner.evaluation.rollout.evaluate`.
 
     Without `settings`, it plans with the defaults overlaid by the checkpoint's own settings and its
-    env's facts (see dfplanner.settings), as the shipped planner does."""
+    env's facts (see dfplanner.planning.settings), as the shipped planner does."""
 
     name = "planner"
 

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dfplanner.checkpoint import read_json, write_json
+from dfplanner.training.checkpoint import read_json, write_json
 from dfplanner.errors import DfplannerError
-from dfplanner.training import STATE_STEM
+from dfplanner.training.trainer import STATE_STEM
 
 RUN_FILE = "run.json"
 STATE_FILE = f"{STATE_STEM}.json"  # the training loop's commit point

@@ -15,12 +15,12 @@ import numpy as np  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from dfplanner.atomic import atomic_output, check_writable  # noqa: E402
+from dfplanner.utils.atomic import atomic_output, check_writable  # noqa: E402
 from dfplanner.envs.layouts import MazeSpec  # noqa: E402
 from dfplanner.errors import DfplannerError  # noqa: E402
 
 if TYPE_CHECKING:
-    from dfplanner.denoising import Denoising
+    from dfplanner.evaluation.denoising import Denoising
 
 # The wall box of cell (r, c) is centred at world (r+1, c+1) and qpos 0 sits at world 1.2, so in
 # qpos coordinates cell (r, c) is centred at (r - 0.2, c - 0.2).

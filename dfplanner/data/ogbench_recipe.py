@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dfplanner.atomic import check_writable
+from dfplanner.utils.atomic import check_writable
 from dfplanner.envs.ogbench import DatasetSpec, Subgoals, dataset_spec, make_collection_env, numpy_global_seed, unit
 from dfplanner.errors import DfplannerError
-from dfplanner.generate import check_size
-from dfplanner.ogbench_data import FILE_KEYS, data_dir, file_dtype, val_path, write_npz
+from dfplanner.data.maze2d_recipe import check_size
+from dfplanner.data.ogbench_npz import FILE_KEYS, data_dir, file_dtype, val_path, write_npz
 
 DEFAULT_SEED = 0
 ACTION_NOISE_STD = 0.5  # commands.sh: --noise=0.5

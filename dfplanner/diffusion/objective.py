@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from dfplanner.errors import DfplannerError
-from dfplanner.noise import NoiseSchedule
-from dfplanner.windows import WindowBatch
+from dfplanner.diffusion.noise import NoiseSchedule
+from dfplanner.data.windows import WindowBatch
 
 LOSS_WEIGHTINGS = ("uniform", "min_snr")
 # Hang et al. (2023) "Min-SNR weighting": clip the signal-to-noise ratio at this value.

@@ -9,7 +9,7 @@ Sources (``load_dataset(source)``):
   ``D4RL/pointmaze/large-v2`` (dict observations observation/achieved_goal/desired_goal).
 - ``d4rl:ENV_NAME`` through ``d4rl.get_dataset``, only when the ``d4rl`` package imports.
 - an OGBench npz file (``*.npz``) or ``ogbench:NAME`` (NAME.npz in $OGBENCH_DATA or ~/.ogbench/data, never
-  downloaded), e.g. ``ogbench:pointmaze-giant-navigate-v0``: see ``dfplanner.ogbench_data``.
+  downloaded), e.g. ``ogbench:pointmaze-giant-navigate-v0``: see ``dfplanner.data.ogbench_npz``.
 - a maze name such as ``maze2d-large``: the default file ``dfplan data generate`` writes for it.
 
 Choices:
@@ -39,8 +39,8 @@ import numpy as np
 
 from dfplanner.envs.layouts import MAZES, resolve_env_id
 from dfplanner.errors import DfplannerError
-from dfplanner.offline import OfflineDataset, check_shape, validated
-from dfplanner.ogbench_data import PREFIX as OGBENCH_PREFIX, load_ogbench
+from dfplanner.data.offline import OfflineDataset, check_shape, validated
+from dfplanner.data.ogbench_npz import PREFIX as OGBENCH_PREFIX, load_ogbench
 from dfplanner.envs.pointmaze import PointMazeFrame, pointmaze_maze
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
@@ -64,7 +64,7 @@ def load_dataset(source: str | Path) -> OfflineDataset:
     if path.is_file():
         return _load_hdf5(path)
     if any(text in (spec.name, spec.env_id) for spec in MAZES.values()):
-        from dfplanner.generate import default_dataset_path
+        from dfplanner.data.maze2d_recipe import default_dataset_path
 
         default = default_dataset_path(text)
         if not default.is_file():

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import gymnasium as gym
 
-from dfplanner.atomic import check_writable
+from dfplanner.utils.atomic import check_writable
 from dfplanner.envs.maze2d import Maze2dEnv
 from dfplanner.errors import DfplannerError
-from dfplanner.evaluation import EvalTask
+from dfplanner.evaluation.rollout import EvalTask
 
 
 def recording(task: EvalTask, folder: str | Path) -> EvalTask:

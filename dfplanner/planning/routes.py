@@ -30,9 +30,9 @@ from safetensors.numpy import load_file, save_file
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
-from dfplanner.atomic import atomic_output
+from dfplanner.utils.atomic import atomic_output
 from dfplanner.errors import DfplannerError
-from dfplanner.offline import OfflineDataset
+from dfplanner.data.offline import OfflineDataset
 
 ROUTES_SUFFIX = ".routes.safetensors"
 # A cell spans about this many recorded steps: consecutive steps then link neighbouring cells, and a

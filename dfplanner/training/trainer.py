@@ -40,15 +40,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from dfplanner.checkpoint import RUN_MODEL_STEM, TrainedModel, file_sha256, read_json, read_tensors, write_json, write_tensors
-from dfplanner.datasets import OfflineDataset
+from dfplanner.training.checkpoint import RUN_MODEL_STEM, TrainedModel, file_sha256, read_json, read_tensors, write_json, write_tensors
+from dfplanner.data.datasets import OfflineDataset
 from dfplanner.errors import DfplannerError
-from dfplanner.noise import NoiseSchedule
-from dfplanner.objective import EMA, diffusion_forcing_loss
-from dfplanner.routes import routes_for
-from dfplanner.device import resolve_device
-from dfplanner.tokens import Normalizer, TokenLayout
-from dfplanner.windows import WindowSampler
+from dfplanner.diffusion.noise import NoiseSchedule
+from dfplanner.diffusion.objective import EMA, diffusion_forcing_loss
+from dfplanner.planning.routes import routes_for
+from dfplanner.utils.device import resolve_device
+from dfplanner.data.tokens import Normalizer, TokenLayout
+from dfplanner.data.windows import WindowSampler
 
 MODEL_STEM, STATE_STEM = RUN_MODEL_STEM, "train_state"
 

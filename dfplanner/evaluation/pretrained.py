@@ -1,7 +1,7 @@
 """Planners ready to act: from a shipped checkpoint (by environment name) or a checkpoint path.
 
 Shipped checkpoints live in `results/checkpoints/<env-id>.{json,safetensors}` (installed as the
-package `dfplanner.checkpoints`). Settings come in layers (dfplanner.settings): defaults, the env's
+package data of `dfplanner.evaluation`). Settings come in layers (dfplanner.planning.settings): defaults, the env's
 facts, the checkpoint's own `[planner]` section, a preset, explicit overrides.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from dfplanner.checkpoint import TrainedModel, load_trained_model
+from dfplanner.training.checkpoint import TrainedModel, load_trained_model
 from dfplanner.errors import DfplannerError
-from dfplanner.planner import DiffusionForcingPlanner
-from dfplanner.settings import settings_for
+from dfplanner.planning.planner import DiffusionForcingPlanner
+from dfplanner.planning.settings import settings_for
 
-SHIPPED_DIR = Path(str(resources.files("dfplanner.checkpoints")))
+SHIPPED_DIR = Path(str(resources.files("dfplanner.evaluation") / "checkpoints"))
 
 
 def shipped_checkpoint(env_id: str) -> Path:

@@ -1,0 +1,1 @@
+"""Small helpers every part uses: atomic file output and device choice."""
