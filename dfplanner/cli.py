@@ -13,7 +13,7 @@ from dfplanner.errors import DfplannerError
 
 if TYPE_CHECKING:
     from dfplanner.data.datasets import OfflineDataset
-    from dfplanner.evaluation.rollout import EvalTask, Policy
+    from dfplanner.envs.family import EvalTask, Policy
     from dfplanner.training.runs import RunRecord
 
 USER_ERROR_EXIT = 2
@@ -24,11 +24,7 @@ DEFAULT_DEVICE = "auto"
 
 
 def _oracle(args: argparse.Namespace, task: EvalTask) -> Policy:
-    from dfplanner.evaluation.rollout import OraclePolicy
-
-    if task.oracle is None and task.maze is None:
-        raise DfplannerError(f"there is no oracle for {task.name}; use --policy planner or random")
-    return task.oracle() if task.oracle is not None else OraclePolicy(task.maze.env_id)
+    return task.family.oracle(task.env_id)
 
 
 def _random(args: argparse.Namespace, task: EvalTask) -> Policy:
@@ -40,10 +36,9 @@ def _random(args: argparse.Namespace, task: EvalTask) -> Policy:
 def _planner(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
 
-    env_id = task.maze.env_id if task.maze is not None else task.name
-    checkpoint = args.checkpoint or shipped_checkpoint(env_id)
+    checkpoint = args.checkpoint or shipped_checkpoint(task.env_id)
     overrides = {name: getattr(args, name) for name in planner_flags()}
-    return load_planner(checkpoint, env_id, task.obs_dim, device=args.device, seed=args.seed, preset=args.preset,
+    return load_planner(checkpoint, task.env_id, task.obs_dim, device=args.device, seed=args.seed, preset=args.preset,
                         episode_steps=task.steps, **overrides)
 
 
@@ -56,29 +51,10 @@ POLICIES: dict[str, Callable[[argparse.Namespace, "EvalTask"], "Policy"]] = {
 
 
 def cmd_data_generate(args: argparse.Namespace) -> None:
-    from dfplanner.envs.ogbench import is_pointmaze
-    from dfplanner.data.maze2d_recipe import generate
+    from dfplanner.envs import family_of
 
-    if is_pointmaze(args.env):
-        return _generate_ogbench(args)
-    if args.episodes is not None:
-        raise DfplannerError("--episodes is for OGBench datasets; maze2d datasets take --steps")
-    info = generate(args.env, steps=args.steps, seed=args.seed, out=args.out, minari_id=args.minari)
-    print(f"wrote {info['path']}: {info['steps']} steps, {info['targets']} targets reached or timed out, "
-          f"seed {info['seed']}, {info['seconds']:.1f} s")
-    if info["minari_id"]:
-        print(f"wrote Minari dataset {info['minari_id']}")
-
-
-def _generate_ogbench(args: argparse.Namespace) -> None:
-    """`dfplan data generate --env pointmaze-...`: OGBench's recipe and npz files (dfplanner.data.ogbench_recipe)."""
-    from dfplanner.data.ogbench_recipe import generate
-
-    if args.steps is not None or args.minari is not None:
-        raise DfplannerError(f"--steps and --minari are for maze2d; {args.env} takes --episodes")
-    info = generate(args.env, episodes=args.episodes, seed=args.seed, out=args.out)
-    print(f"wrote {info['path']} ({info['episodes']} episodes, {info['steps']} steps) and {info['val_path']} "
-          f"({info['val_episodes']} episodes), seed {info['seed']}, {info['seconds']:.1f} s")
+    family = family_of(args.env)
+    print(family.generate(args.env, seed=args.seed, out=args.out, steps=args.steps, episodes=args.episodes, minari=args.minari))
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -134,17 +110,18 @@ def _check_policy_flags(args: argparse.Namespace) -> None:
 def cmd_plan(args: argparse.Namespace) -> None:
     from dfplanner.evaluation.denoising import record_denoising
     from dfplanner.evaluation.rollout import eval_task
-    from dfplanner.evaluation.plotting import check_denoising_path, write_denoising
+    from dfplanner.evaluation.plotting import check_denoising_path, layout_of, write_denoising
 
     if not args.fps > 0:
         raise DfplannerError(f"--fps must be positive, got {args.fps}")
     check_denoising_path(args.out)
     task = eval_task(args.env, args.multi_goal)
+    layout = layout_of(task)  # a task without a maze to draw fails here, before planning
     planner = _planner(args, task)
     env = task.make_env()
     observation, info = env.reset(seed=args.seed)
     denoising = record_denoising(planner, observation, info["target"])
-    write_denoising(args.out, task.maze, denoising, fps=args.fps)
+    write_denoising(args.out, layout, denoising, fps=args.fps)
     print(f"wrote {args.out}: {len(denoising.rows)} sampling rows of a {planner.settings.schedule} schedule over "
           f"{denoising.schedule.shape[1]} tokens, seed {args.seed}, preset {args.preset}")
 
@@ -171,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             record.write(out)  # a new run's record, or a resumed one's with its extended steps
         batch, world = record.config["training"]["batch_size"], trainer.world_size
         effective = f"batch {batch}" + (f" x {world} processes = {batch * world}" if world > 1 else "")
-        say(f"training on {len(dataset)} steps from {record.dataset} (env {record.env_id or 'not a maze2d env'}); "
+        say(f"training on {len(dataset)} steps from {record.dataset} (env {record.env_id or 'not named by the data'}); "
             f"{sum(p.numel() for p in trainer.model.parameters())} parameters; {effective}; checkpoints in {out}")
         say(f"follow it with: tensorboard --logdir {out / 'tensorboard'}")
         evaluate = training_evaluation(record.env_id, record.eval_episodes, args.device) if record.eval_every else None
@@ -184,8 +161,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     say(f"wrote {out / 'model.json'} and {out / 'model.safetensors'}")
 
 
+DEFAULT_DATA_SEED = 0  # `dfplan train` without --dataset makes the default file, as `dfplan data generate` does
 TRAIN_OVERRIDES = ("steps", "batch_size", "save_every")  # flags that override [training] keys
-NO_DATA = "give --env (a maze2d env) or --dataset (e.g. minari:ID), or both"
+NO_DATA = "give --env (an env whose data dfplan makes, e.g. maze2d-large) or --dataset (e.g. minari:ID, ogbench:NAME, FILE.npz), or both"
 DEFAULT_EVAL_EPISODES = 4
 
 
@@ -210,19 +188,10 @@ def _train_folder(args: argparse.Namespace) -> Path:
 
 
 def _config_name(env_id: str | None) -> str | None:
-    """The tuned config file's name for an env id: maze2d-large-v1 -> maze2d-large; a registered
-    gymnasium env without a file of its own -> the family file of such envs."""
-    from dfplanner.training.config import CONFIG_DIR
-    from dfplanner.envs import registered
-    from dfplanner.envs.layouts import MAZES
+    """The tuned config file's name for an env id (its family says: maze2d-large-v1 -> maze2d-large)."""
+    from dfplanner.envs import family_of
 
-    if not env_id:
-        return None
-    if env_id in MAZES:
-        return env_id.removesuffix("-v1")
-    if not (CONFIG_DIR / f"{env_id}.toml").exists() and registered.is_registered(env_id):
-        return registered.CONFIG_FAMILY
-    return env_id
+    return family_of(env_id).config_name(env_id) if env_id else None
 
 
 def _new_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, OfflineDataset]:
@@ -231,7 +200,6 @@ def _new_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, OfflineDat
 
     from dfplanner.training.config import load_config
     from dfplanner.envs import resolve_env
-    from dfplanner.envs.layouts import MAZES
     from dfplanner.training.runs import RunRecord, dataset_source, holds_run
 
     if args.env is None and args.dataset is None:
@@ -242,8 +210,8 @@ def _new_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, OfflineDat
     load_config(_config_name(env_id), args.config)  # a bad config file stops here, before data is generated
     source, dataset = _train_dataset(args.dataset, env_id)
     env_id = env_id or dataset.env_id or None  # None: an unknown env; package default config
-    if args.eval_every and env_id not in MAZES:
-        raise DfplannerError(f"--eval-every runs maze2d episodes; {source} is not from a maze2d env")
+    if args.eval_every and env_id is None:
+        raise DfplannerError(f"--eval-every runs episodes of the data's env; {source} names none: pass --env")
     config = load_config(_config_name(env_id), args.config)
     config["training"].update({key: getattr(args, key) for key in TRAIN_OVERRIDES if getattr(args, key) is not None})
     record = RunRecord(dataset_source(source), env_id, config, args.threads or torch.get_num_threads(),
@@ -287,23 +255,23 @@ def _train_dataset(source: str | Path | None, env_id: str | None) -> tuple[str |
     """(source, dataset): the given one, or the maze's default one (generated if missing); its env and
     its observation and action widths must be those of `env_id` (or of the env it was recorded in)."""
     from dfplanner.data.datasets import load_dataset
-    from dfplanner.envs.layouts import MAZES
-    from dfplanner.evaluation.rollout import eval_task
-    from dfplanner.data.maze2d_recipe import default_dataset_path, generate
     from dfplanner.data.offline import check_action_range
+    from dfplanner.envs import family_of, is_known
+    from dfplanner.evaluation.rollout import eval_task
 
     if source is None:
-        if env_id not in MAZES:
-            raise DfplannerError(f"dfplan makes data for maze2d envs only; give --dataset for {env_id}")
-        source = default_dataset_path(_config_name(env_id))
+        family = family_of(env_id)
+        source = family.default_dataset(env_id)
+        if source is None:
+            raise DfplannerError(f"dfplan makes no data for {env_id}; give --dataset")
         if not source.exists():
             print(f"no dataset given and {source} does not exist: generating it")
-            generate(env_id)
+            print(family.generate(env_id, seed=DEFAULT_DATA_SEED, out=None))
     dataset = load_dataset(source)
     if env_id and dataset.env_id and dataset.env_id != env_id:
         raise DfplannerError(f"{source} was recorded in {dataset.env_id}, not {env_id}")
     env = env_id or dataset.env_id
-    if env and (env_id or _known_env(env)):  # a file may name an env unknown here: then nothing to check
+    if env and (env_id or is_known(env)):  # a file may name an env unknown here: then nothing to check
         spaces = eval_task(env).spaces
         widths = (dataset.observations.shape[1], dataset.actions.shape[1])
         expected = (spaces[0].shape[0], spaces[1].shape[0])
@@ -328,16 +296,6 @@ def cmd_routes(args: argparse.Namespace) -> None:
     routes.save(routes_path(json_path))
     print(f"wrote {routes_path(json_path)}: {len(routes.nodes)} cells from {source} (median step {routes.step:.3g}), "
           f"{len(routes.sources)} recorded links between them")
-
-
-def _known_env(name: str) -> bool:
-    from dfplanner.envs import resolve_env
-
-    try:
-        resolve_env(name)
-    except DfplannerError:
-        return False
-    return True
 
 
 def cmd_config_show(args: argparse.Namespace) -> None:
@@ -373,7 +331,7 @@ def format_summary(result: dict) -> str:
     else:
         goal = "multi-goal" if result["multi_goal"] else "single-goal"
     if result["normalized_score_mean"] is None:
-        score = "none: not D4RL's maze2d protocol, raw returns only"
+        score = "none: this env has no normalized score, raw returns only"
     else:
         score = (f"{result['normalized_score_mean']:.1f} +- {result['normalized_score_sem']:.1f} (sem), "
                  f"std {result['normalized_score_std']:.1f}")
@@ -412,14 +370,18 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from dfplanner import __version__
 
-    parser = _Parser(prog="dfplan", description="Diffusion Forcing planning for D4RL maze2d.")
+    from dfplanner.envs import FAMILIES
+
+    envs = "; ".join(family.names for family in FAMILIES)
+    parser = _Parser(prog="dfplan", description="Diffusion Forcing planning for offline reinforcement learning: "
+                     "D4RL maze2d, OGBench mazes and any gymnasium env with a flat Box observation.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="offline datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
-    generate = data_commands.add_parser("generate", help="generate a maze2d (D4RL's recipe) or OGBench PointMaze dataset")
-    generate.add_argument("--env", required=True, help="maze2d-umaze, maze2d-medium, maze2d-large, or pointmaze-{medium,large,giant}-{navigate,stitch}-v0")
+    generate = data_commands.add_parser("generate", help="make a dataset by an env family's recipe (D4RL's for maze2d, OGBench's for its mazes)")
+    generate.add_argument("--env", required=True, help=f"the dataset's env or name: {envs}")
     generate.add_argument("--steps", type=int, default=None, help="maze2d; default: D4RL's size (1M / 2M / 4M)")
     generate.add_argument("--episodes", type=int, default=None, help="OGBench; default: its recipe (navigate 1000, giant 500, stitch 5000)")
     generate.add_argument("--seed", type=int, default=0, help="seeds the expert's starts, targets and action noise")
@@ -428,9 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--minari", default=None, metavar="ID", help="also write a Minari dataset with this id")
     generate.set_defaults(func=cmd_data_generate)
 
-    evaluate = commands.add_parser("eval", help="evaluate a policy on D4RL's maze2d protocol")
-    evaluate.add_argument("--env", default=DEFAULT_EVAL_ENV, help="a maze2d env, an OGBench pointmaze-{medium,large,giant}-{navigate,stitch}-v0 "
-                          "(OGBench's protocol), or minari:ID: the env its PointMaze dataset recovers")
+    evaluate = commands.add_parser("eval", help="evaluate a policy on an env family's protocol (D4RL's for maze2d, OGBench's for its mazes)")
+    evaluate.add_argument("--env", default=DEFAULT_EVAL_ENV, help=f"the env, or the dataset whose env and checkpoint to use: {envs}")
     evaluate.add_argument("--task", type=int, default=None, metavar="K", help="OGBench: only evaluation task K (1..5); default: all 5 in turn")
     evaluate.add_argument("--policy", choices=sorted(POLICIES), default=DEFAULT_POLICY,
                           help="the Diffusion Forcing planner, the scripted shortest-path oracle or uniform random actions")
@@ -446,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_eval)
 
     plan = commands.add_parser("plan", help="animate one plan being denoised under the scheduling matrix")
-    plan.add_argument("--env", default=DEFAULT_EVAL_ENV, help="a maze2d env")
+    plan.add_argument("--env", default=DEFAULT_EVAL_ENV, help="an env with a maze to draw (maze2d, OGBench mazes)")
     plan.add_argument("--out", required=True, metavar="GIF|PNG", help="an animated .gif, or a .png of a few rows")
     plan.add_argument("--seed", type=int, default=0, help="the episode's start (and target with --multi-goal)")
     plan.add_argument("--multi-goal", action="store_true", help="a random target")
@@ -454,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_planner_arguments(plan, preset="picture")  # `--preset shipped`: the acting planner's own settings
     plan.set_defaults(func=cmd_plan)
 
-    _add_train_command(commands)
+    _add_train_command(commands, envs)
     routes = commands.add_parser("routes", help="write a checkpoint's routes from its training data (dfplan train does it itself)")
     routes.add_argument("--checkpoint", required=True, help="the checkpoint (NAME.json or a run folder); writes NAME.routes.safetensors")
     routes.add_argument("--dataset", default=None, help="its training data (default: the one it records, or the maze's generated one)")
@@ -463,10 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_train_command(commands) -> None:
+def _add_train_command(commands, envs: str) -> None:
     train = commands.add_parser("train", help="train a Diffusion Forcing planner")
-    train.add_argument("--env", default=None, help="maze2d-umaze, maze2d-medium or maze2d-large (default: the dataset's)")
-    train.add_argument("--dataset", default=None, help="hdf5 path, minari:ID, d4rl:ENV (default: the generated one)")
+    train.add_argument("--env", default=None, help=f"the env (default: the one the dataset names): {envs}")
+    train.add_argument("--dataset", default=None, help="a D4RL-style .hdf5 file, an OGBench .npz file, ogbench:NAME, minari:ID, a Minari dataset folder, "
+                       "or d4rl:ENV where d4rl imports (default: the env's own dataset, made by its recipe if missing)")
     train.add_argument("--out", default=None, help="run folder (default: runs/ENV, or runs/DATASET without --env)")
     train.add_argument("--config", default=None, help="TOML file overriding the environment's tuned config (docs/config.md)")
     train.add_argument("--steps", type=int, default=None, help="default: the config's [training] steps")
@@ -487,7 +449,7 @@ def _add_config_command(commands) -> None:
     config = commands.add_parser("config", help="the training configuration (every key: docs/config.md)")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     show = config_commands.add_parser("show", help="print the effective config as TOML (what `train` would use)")
-    show.add_argument("--env", default=None, help="a maze2d env: its tuned config (default: the package defaults)")
+    show.add_argument("--env", default=None, help="an env: its tuned config (default: the package defaults)")
     show.add_argument("--config", default=None, help="a TOML file overlaid, as `train --config` does")
     show.add_argument("--run", default=None, metavar="DIR", help="the config a run in DIR was started with")
     show.set_defaults(func=cmd_config_show)

@@ -125,8 +125,3 @@ def resolve_env_id(name: str) -> str:
 def maze_spec(name: str) -> MazeSpec:
     """The MazeSpec of a short or full env name."""
     return MAZES[resolve_env_id(name)]
-
-
-def get_normalized_score(env_name: str, total_return: float) -> float:
-    """D4RL-normalized score (x100) of an episode return on `env_name`."""
-    return maze_spec(env_name).get_normalized_score(total_return)

@@ -15,13 +15,18 @@ without a display, this project's CI among them, do not have; a flat maze loses 
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 
-from dfplanner.envs.layouts import HALF_CELL, PARTICLE_OFFSET, MazeSpec, maze_spec, pos_to_cell
+from dfplanner.envs.family import EnvFamily, EvalTask, MazeLayout
+from dfplanner.envs.layouts import (
+    HALF_CELL, MAZES, PARTICLE_OFFSET, POSITION_DIMS, VELOCITY_DIMS, MazeSpec, maze_spec, pos_to_cell, resolve_env_id,
+)
 from dfplanner.errors import DfplannerError
 
 MAX_SPEED = 5.0  # D4RL clips qvel to [-5, 5] before each step
@@ -173,3 +178,94 @@ def top_down_frame(maze: MazeSpec, position: np.ndarray, target: np.ndarray) -> 
     frame[np.linalg.norm(grid - np.asarray(target)[:2], axis=-1) <= GOAL_RADIUS] = COLORS["target"]
     frame[np.linalg.norm(grid - np.asarray(position)[:2], axis=-1) <= PARTICLE_RADIUS] = COLORS["particle"]
     return frame
+
+
+# PD aims 15 env steps along the plan (PlannerSettings.track_ahead): the middle of the plateau from 10
+# to 30 steps on maze2d medium-multi and large-multi, seed 777 (results/tuning.md). OGBench's PointMaze
+# family uses the same number, chosen on its own data (results/ogbench_table.md).
+TRACK_AHEAD = 15
+FAMILY_PREFIX = "maze2d-"
+D4RL_FILE_NAME = re.compile(r"(maze2d-(?:umaze|medium|large))")
+
+
+class OraclePolicy:
+    """The scripted expert without noise: shortest path over cells, reaches the target and stays."""
+
+    name = "oracle"
+
+    def __init__(self, env_id: str):
+        from dfplanner.envs.oracle import WaypointExpert
+
+        self.expert = WaypointExpert(maze_spec(env_id))
+
+    def reset(self, observations: np.ndarray, targets: np.ndarray) -> None:
+        self.expert.set_targets(targets)
+
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        state = observations.astype(np.float64)
+        return self.expert.act(state[:, :2], state[:, 2:])
+
+
+class Maze2dFamily(EnvFamily):
+    """D4RL maze2d on our env (D4RL's protocol: full-length episodes, D4RL-normalized scores), its data
+    recipe (dfplanner.data.maze2d_recipe) and its waypoint oracle."""
+
+    name = "maze2d"
+    names = ", ".join(f"{spec.name} ({spec.env_id})" for spec in MAZES.values())
+
+    def recognises(self, name: str) -> bool:
+        return name.startswith(FAMILY_PREFIX)
+
+    def env_id(self, name: str) -> str:
+        return resolve_env_id(name)
+
+    def eval_task(self, name: str, multi_goal: bool = False, task: int | None = None) -> EvalTask:
+        if task is not None:
+            raise DfplannerError(f"--task K picks one of OGBench's evaluation tasks; {name} has none")
+        maze = maze_spec(name)
+        return EvalTask(maze.env_id, maze.env_id, self, lambda: Maze2dEnv(maze.name, multi_goal=multi_goal),
+                        maze.max_episode_steps, multi_goal=multi_goal, normalize=maze.get_normalized_score,
+                        make_render_env=lambda: Maze2dEnv(maze.name, multi_goal=multi_goal, render_mode="rgb_array"))
+
+    def planner_facts(self, env_id: str) -> dict:
+        return {"position_dims": POSITION_DIMS, "velocity_dims": VELOCITY_DIMS, "track_ahead": TRACK_AHEAD}
+
+    def action_bounds(self, env_id: str) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(ACT_DIM, -1.0), np.full(ACT_DIM, 1.0)
+
+    def config_name(self, env_id: str) -> str:
+        return maze_spec(env_id).name  # maze2d-large-v1 -> envs/configs/maze2d-large.toml
+
+    def default_dataset(self, env_id: str) -> Path:
+        from dfplanner.data.maze2d_recipe import default_dataset_path
+
+        return default_dataset_path(self.config_name(env_id))
+
+    def generate(self, name: str, seed: int, out: str | None, progress: bool = True, steps: int | None = None,
+                 minari: str | None = None, episodes: int | None = None) -> str:
+        from dfplanner.data.maze2d_recipe import generate
+
+        if episodes is not None:
+            raise DfplannerError("--episodes is for OGBench datasets; maze2d datasets take --steps")
+        info = generate(name, steps=steps, seed=seed, out=out, minari_id=minari, progress=progress)
+        line = (f"wrote {info['path']}: {info['steps']} steps, {info['targets']} targets reached or timed out, "
+                f"seed {info['seed']}, {info['seconds']:.1f} s")
+        return line + (f"\nwrote Minari dataset {info['minari_id']}" if info["minari_id"] else "")
+
+    def dataset_env_id(self, file_name: str) -> str | None:
+        match = D4RL_FILE_NAME.search(file_name)
+        return resolve_env_id(match.group(1)) if match else None
+
+    def oracle(self, env_id: str) -> OraclePolicy:
+        return OraclePolicy(env_id)
+
+    def layout(self, env_id: str) -> MazeLayout:
+        """D4RL's frame: positions are (row, column) = (down, across); cell (r, c) is centred at qpos
+        (r - 0.2, c - 0.2)."""
+        return MazeLayout(maze_spec(env_id).walls, 1.0, (-PARTICLE_OFFSET, -PARTICLE_OFFSET), (1, 0))
+
+    def default_goal(self, env_id: str) -> np.ndarray:
+        return maze_spec(env_id).goal
+
+
+FAMILY = Maze2dFamily()

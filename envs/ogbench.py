@@ -1,4 +1,4 @@
-"""OGBench PointMaze (Park et al., ICLR 2025): its envs, evaluation tasks, data recipe and oracle.
+"""OGBench's mazes (Park et al., ICLR 2025) and the PointMaze family: envs, evaluation tasks, data recipe, oracle.
 
 The envs are OGBench's own (``pointmaze-{medium,large,giant}-v0`` from the ``ogbench`` package), never
 re-implemented here. The point is kinematic: observation = qpos (x, y), action in [-1, 1]^2, each step
@@ -12,6 +12,9 @@ adds 0.2 * action to qpos. Cells are 4 units wide; cell (i, j) is centred at (4 
   (no termination at the goal, 1,001 / 2,001 / 201 steps per episode).
 - Oracle (``Subgoals``, ``OraclePolicy``): OGBench's ``get_oracle_subgoal`` (BFS over cells; the centre
   of the next cell on a shortest path, or of the goal's cell once in it).
+
+``OGBenchMazeFamily`` is what every OGBench maze family shares (names, tasks, data files, the picture);
+``PointMazeFamily`` adds the point's facts. The AntMaze family (``dfplanner.envs.antmaze``) is another.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from dfplanner.envs.family import EnvFamily, EvalTask, MazeLayout, check_no_options
 from dfplanner.errors import DfplannerError
 
 MAZES = ("medium", "large", "giant")
@@ -33,23 +37,24 @@ KINDS = ("navigate", "stitch")
 NUM_TASKS = 5  # OGBench's evaluation tasks per maze (locomaze/maze.py set_tasks)
 STEP_PER_ACTION = 0.2  # OGBench's point is kinematic: each step moves qpos by 0.2 * action (locomaze/point.py)
 DIRECTION_EPS = 1e-6  # generate_locomaze.py: subgoal_dir / (norm + 1e-6)
-NAME = re.compile(r"pointmaze-(?P<maze>medium|large|giant)-(?:(?P<kind>navigate|stitch)-)?v0")
+NAME = re.compile(r"(?P<agent>[a-z]+maze)-(?P<maze>medium|large|giant)-(?:(?P<kind>navigate|stitch)-)?v0")
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One OGBench PointMaze dataset, e.g. pointmaze-giant-navigate-v0, and its recipe (commands.sh)."""
+    """One OGBench maze dataset, e.g. pointmaze-giant-navigate-v0, and its recipe (commands.sh)."""
 
     maze: str  # medium, large or giant
     kind: str  # navigate or stitch
+    agent: str = "pointmaze"  # the env family's prefix: pointmaze or antmaze
 
     @property
     def name(self) -> str:
-        return f"pointmaze-{self.maze}-{self.kind}-v0"
+        return f"{self.agent}-{self.maze}-{self.kind}-v0"
 
     @property
     def env_id(self) -> str:
-        return f"pointmaze-{self.maze}-v0"
+        return f"{self.agent}-{self.maze}-v0"
 
     @property
     def episodes(self) -> int:
@@ -66,16 +71,12 @@ class DatasetSpec:
         return 2001 if self.maze == "giant" else 1001
 
 
-def is_pointmaze(name: str) -> bool:
-    """Whether `name` means this env family (then it must parse, or it is a user error)."""
-    return name.startswith("pointmaze-")
-
-
 def _parse(name: str) -> re.Match:
     match = NAME.fullmatch(name)
     if match is None:
+        agent = name.split("-")[0]
         raise DfplannerError(
-            f"unknown OGBench PointMaze name {name!r}; valid: pointmaze-{{{','.join(MAZES)}}}-{{{','.join(KINDS)}}}-v0"
+            f"unknown OGBench name {name!r}; valid: {agent}-{{{','.join(MAZES)}}}-{{{','.join(KINDS)}}}-v0"
         )
     return match
 
@@ -84,13 +85,14 @@ def dataset_spec(name: str) -> DatasetSpec:
     """The dataset a name such as pointmaze-giant-stitch-v0 means."""
     match = _parse(name)
     if match["kind"] is None:
-        raise DfplannerError(f"{name} is an env, not a dataset: add -navigate or -stitch (e.g. pointmaze-{match['maze']}-navigate-v0)")
-    return DatasetSpec(match["maze"], match["kind"])
+        raise DfplannerError(f"{name} is an env, not a dataset: add -navigate or -stitch (e.g. {match['agent']}-{match['maze']}-navigate-v0)")
+    return DatasetSpec(match["maze"], match["kind"], match["agent"])
 
 
 def eval_env_id(name: str) -> str:
     """The evaluation env of a dataset or env name: pointmaze-giant-stitch-v0 -> pointmaze-giant-v0."""
-    return f"pointmaze-{_parse(name)['maze']}-v0"
+    match = _parse(name)
+    return f"{match['agent']}-{match['maze']}-v0"
 
 
 def make_env(env_id: str, **kwargs) -> gym.Env:
@@ -209,3 +211,72 @@ class OraclePolicy:
             at_goal_cell = self.subgoals.cell(xy) == self.subgoals.cell(goal)
             actions[row] = unit((goal if at_goal_cell else self.subgoals(xy, goal)) - xy)
         return actions
+
+
+class OGBenchMazeFamily(EnvFamily):
+    """What OGBench's maze families share: names AGENT-{medium,large,giant}[-{navigate,stitch}]-v0,
+    OGBench's protocol (its env, 1,000 steps, terminating at the goal; episode i runs task i mod 5 + 1,
+    or the one asked for), its npz data files and its maze picture."""
+
+    agent = ""  # the names' prefix, e.g. pointmaze
+
+    @property
+    def names(self) -> str:
+        return f"{self.agent}-{{{','.join(MAZES)}}}-{{{','.join(KINDS)}}}-v0"
+
+    def recognises(self, name: str) -> bool:
+        return name.startswith(f"{self.agent}-")
+
+    def env_id(self, name: str) -> str:
+        _parse(name)  # the name as it is (datasets are named by their data), or a user error
+        return name
+
+    def eval_task(self, name: str, multi_goal: bool = False, task: int | None = None) -> EvalTask:
+        if multi_goal:
+            raise DfplannerError(f"{name}: --multi-goal is for maze2d; OGBench evaluates its 5 fixed tasks (--task K for one)")
+        env_id, tasks = eval_env_id(name), task_ids(task)
+        return EvalTask(name, name, self, lambda: make_eval_env(env_id), episode_steps(env_id), multi_goal=True,
+                        reset_options=lambda i: {"task_id": tasks[i % len(tasks)]})
+
+    def default_dataset(self, env_id: str) -> Path | None:
+        from dfplanner.data.ogbench_npz import data_dir
+
+        return data_dir() / f"{dataset_spec(env_id).name}.npz"
+
+    def generate(self, name: str, seed: int, out: str | None, progress: bool = True, episodes: int | None = None, **options) -> str:
+        from dfplanner.data.ogbench_recipe import generate
+
+        check_no_options(f"{name} (an OGBench dataset, which takes --episodes)", options)
+        info = generate(name, episodes=episodes, seed=seed, out=out, progress=progress)
+        return (f"wrote {info['path']} ({info['episodes']} episodes, {info['steps']} steps) and {info['val_path']} "
+                f"({info['val_episodes']} episodes), seed {info['seed']}, {info['seconds']:.1f} s")
+
+    def layout(self, env_id: str) -> MazeLayout:
+        """OGBench's frame: positions are (x, y) = (across, down), cell (i, j) centred at ij_to_xy((i, j))."""
+        env = make_env(eval_env_id(env_id)).unwrapped
+        env.close()
+        return MazeLayout(env.maze_map == 1, float(env._maze_unit), tuple(env.ij_to_xy((0, 0))), (0, 1))
+
+
+# PD aims 15 env steps along the plan: the fastest arrival of 0 / 5 / 15 / 30 on OGBench's datasets,
+# seed 777 (results/ogbench_table.md); maze2d's family chose the same number on its own data.
+TRACK_AHEAD = 15
+
+
+class PointMazeFamily(OGBenchMazeFamily):
+    """OGBench PointMaze: observation = position, so PD's one-step gain reaches the planned position."""
+
+    name = "ogbench-pointmaze"
+    agent = "pointmaze"
+
+    def planner_facts(self, env_id: str) -> dict:
+        return {"position_dims": (0, 1), "velocity_dims": (), "pd_gains": (1.0 / STEP_PER_ACTION, 0.0), "track_ahead": TRACK_AHEAD}
+
+    def action_bounds(self, env_id: str) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(2, -1.0), np.full(2, 1.0)
+
+    def oracle(self, env_id: str) -> OraclePolicy:
+        return OraclePolicy(eval_env_id(env_id))
+
+
+FAMILY = PointMazeFamily()

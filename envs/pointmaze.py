@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from dfplanner.envs.family import EnvFamily, EvalTask
 from dfplanner.envs.layouts import MAZES, MazeSpec
 from dfplanner.errors import DfplannerError
 
@@ -80,6 +81,44 @@ class PointMazeInD4rlFrame(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(self.frame.gym_action(np.asarray(action)[None])[0])
         obs, info = self._convert(obs, info)
         return obs, float(reward), terminated, truncated, info
+
+
+MINARI_PREFIX = "minari:"
+
+
+class MinariPointMazeFamily(EnvFamily):
+    """``minari:ID``: the env a local gymnasium-robotics PointMaze dataset recovers, seen in D4RL's frame.
+    Once recovered it is a maze2d maze for every other purpose (the checkpoint, the oracle, the picture),
+    so its task belongs to the maze2d family; only its episodes (length, goals) are its own, and its
+    returns are reported raw."""
+
+    name = "minari-pointmaze"
+    names = "minari:ID (the env its PointMaze dataset recovers)"
+
+    def recognises(self, name: str) -> bool:
+        return name.startswith(MINARI_PREFIX)
+
+    def env_id(self, name: str) -> str:
+        return self.eval_task(name).env_id
+
+    def eval_task(self, name: str, multi_goal: bool = False, task: int | None = None) -> EvalTask:
+        from dfplanner.data.datasets import open_minari
+        from dfplanner.envs.maze2d import FAMILY as MAZE2D
+
+        if task is not None:
+            raise DfplannerError(f"--task K picks one of OGBench's evaluation tasks; {name} has none")
+        if multi_goal:
+            raise DfplannerError(f"{name}: --multi-goal is for maze2d; a PointMaze env draws its own goal at every reset")
+        maze, make_env, steps = recovered_envs(open_minari(name.removeprefix(MINARI_PREFIX)), name)
+        return EvalTask(name, maze.env_id, MAZE2D, make_env, steps, multi_goal=True)
+
+    def planner_facts(self, env_id: str) -> dict:
+        from dfplanner.envs.maze2d import FAMILY as MAZE2D
+
+        return MAZE2D.planner_facts(env_id)
+
+
+FAMILY = MinariPointMazeFamily()
 
 
 def recovered_envs(dataset, where: str) -> tuple[MazeSpec, Callable[[], gym.Env], int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from dfplanner.envs.family import EnvFamily, EvalTask
 from dfplanner.errors import DfplannerError
 
 CONFIG_FAMILY = "gymnasium"  # envs/configs/gymnasium.toml: the training config of these envs
@@ -43,9 +44,48 @@ def spaces(env_id: str) -> tuple[gym.spaces.Box, gym.spaces.Box]:
 GUIDANCE_SCALE = 0.0
 
 
-def planner_facts(env_id: str) -> dict:
-    """Reward cost, diffused actions clipped to the action space's bound, no goal hold."""
-    action_space = spaces(env_id)[1]
-    bound = float(np.max(np.abs(np.concatenate([action_space.low, action_space.high]))))
-    return {"cost": "reward", "guidance_scale": GUIDANCE_SCALE, "action_mode": "diffused", "hold_radius": 0.0,
-            "action_limit": bound}
+class RegisteredFamily(EnvFamily):
+    """Any env gymnasium can make that no other family owns: its own episodes, returns only."""
+
+    name = "gymnasium"
+    names = "a registered gymnasium id such as Pendulum-v1"
+
+    def recognises(self, name: str) -> bool:
+        return is_registered(name)
+
+    def env_id(self, name: str) -> str:
+        return name
+
+    def eval_task(self, name: str, multi_goal: bool = False, task: int | None = None) -> EvalTask:
+        """The env as it is: its own episode length, ended early by termination or truncation; no goal."""
+        if task is not None:
+            raise DfplannerError(f"--task K picks one of OGBench's evaluation tasks; {name} has none")
+        if multi_goal:
+            raise DfplannerError(f"{name}: --multi-goal is for maze2d; {name} has no goal")
+        spaces(name)  # flat boxes, or a one-line error
+        env = make(name)
+        steps = env.spec.max_episode_steps if env.spec is not None else None
+        env.close()
+        if steps is None:
+            raise DfplannerError(f"{name} has no max_episode_steps: register it with an episode length to evaluate it")
+        return EvalTask(name, name, self, lambda: make(name), steps, multi_goal=False, has_goal=False)
+
+    def planner_facts(self, env_id: str) -> dict:
+        """Reward cost, diffused actions clipped to the action space's bound, no goal hold."""
+        action_space = spaces(env_id)[1]
+        bound = float(np.max(np.abs(np.concatenate([action_space.low, action_space.high]))))
+        return {"cost": "reward", "guidance_scale": GUIDANCE_SCALE, "action_mode": "diffused", "hold_radius": 0.0,
+                "action_limit": bound}
+
+    def action_bounds(self, env_id: str) -> tuple[np.ndarray, np.ndarray]:
+        space = spaces(env_id)[1]
+        return space.low.astype(float), space.high.astype(float)
+
+    def config_name(self, env_id: str) -> str:
+        """Its own tuned file if there is one, else the family file of such envs."""
+        from dfplanner.training.config import CONFIG_DIR
+
+        return env_id if (CONFIG_DIR / f"{env_id}.toml").exists() else CONFIG_FAMILY
+
+
+FAMILY = RegisteredFamily()

@@ -4,7 +4,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import dfplanner  # noqa: F401  (registers the environments)
-from dfplanner.envs import MAZES, get_normalized_score, maze_spec, pos_to_cell, resolve_env_id
+from dfplanner.envs import MAZES, maze_spec, pos_to_cell, resolve_env_id
 from dfplanner.envs.maze2d import Maze2dEnv
 from dfplanner.errors import DfplannerError
 
@@ -110,7 +110,7 @@ def test_names_and_normalized_scores():
     with pytest.raises(DfplannerError, match="maze2d-umaze.*maze2d-medium.*maze2d-large"):
         resolve_env_id("maze2d-huge")
     for env_id, (low, high) in zip(ENV_IDS, [(23.85, 161.86), (13.13, 277.39), (6.7, 273.99)]):
-        assert get_normalized_score(env_id, low) == pytest.approx(0.0)
+        assert maze_spec(env_id).get_normalized_score(low) == pytest.approx(0.0)
         assert Maze2dEnv(env_id).get_normalized_score(high) == pytest.approx(100.0)
     assert maze_spec("maze2d-medium").goal_cell == (6, 6) and len(MAZES) == 3
 

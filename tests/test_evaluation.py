@@ -4,9 +4,10 @@ import gymnasium
 import numpy as np
 import pytest
 
-from dfplanner.envs import get_normalized_score
+from dfplanner.envs import maze_spec
 from dfplanner.errors import DfplannerError
-from dfplanner.evaluation.rollout import OraclePolicy, RandomPolicy, evaluate
+from dfplanner.envs.maze2d import OraclePolicy
+from dfplanner.evaluation.rollout import RandomPolicy, evaluate
 
 SUMMARY_KEYS = {
     "env", "policy", "episodes", "seed", "multi_goal", "return_mean", "return_std", "normalized_score_mean",
@@ -23,7 +24,7 @@ def test_oracle_summary_is_consistent_and_json_able():
     assert len(episodes) == 6 and result["env"] == "maze2d-umaze-v1" and result["policy"] == "oracle"
     assert result["success_rate"] == 1.0
     for episode in episodes:
-        assert episode["normalized_score"] == pytest.approx(get_normalized_score("maze2d-umaze", episode["return"]))
+        assert episode["normalized_score"] == pytest.approx(maze_spec("maze2d-umaze").get_normalized_score(episode["return"]))
         # reach and stay: rewarded on every step from the first arrival to the end (300 steps)
         assert episode["return"] == 300 - episode["first_reach"] + 1
         assert episode["target"] == [1.0, 1.0]

@@ -62,7 +62,7 @@ USER_ERRORS = {
     "no oracle": (["eval", "--env", ENV, "--policy", "oracle"], "there is no oracle for Pendulum-v1"),
     "no goal": (["eval", "--env", ENV, "--multi-goal", "--policy", "random"], "Pendulum-v1 has no goal"),
     "unregistered": (["eval", "--env", "Nowhere-v0"], "unknown environment 'Nowhere-v0'.*registered gymnasium id"),
-    "no data made": (["train", "--env", ENV], "dfplan makes data for maze2d envs only; give --dataset for Pendulum-v1"),
+    "no data made": (["train", "--env", ENV], "dfplan makes no data for Pendulum-v1; give --dataset"),
     "image observations": (["eval", "--env", "CarRacing-v3", "--policy", "random"], "needs a flat Box observation space|could not make"),
 }
 

@@ -208,7 +208,7 @@ def test_one_task_and_bad_task_ids():
     for bad, message in [(("pointmaze-giant-navigate-v0", False, 6), "--task must be in 1..5"),
                          (("maze2d-large", False, 2), "--task K picks one of OGBench"),
                          (("pointmaze-medium-v0", True, None), "--multi-goal is for maze2d"),
-                         (("pointmaze-huge-navigate-v0", False, None), "unknown OGBench PointMaze name")]:
+                         (("pointmaze-huge-navigate-v0", False, None), "unknown OGBench name")]:
         with pytest.raises(DfplannerError, match=message):
             eval_task(*bad)
 
@@ -262,13 +262,12 @@ def test_eval_plot_draws_ogbench_s_maze(tmp_path):
     from PIL import Image
 
     from dfplanner.cli import main
-    from dfplanner.evaluation.plotting import ogbench_layout
 
     png = tmp_path / "giant.png"
     assert main(["eval", "--env", "pointmaze-giant-navigate-v0", "--policy", "oracle", "--episodes", "2", "--plot", str(png)]) == 0
     with Image.open(png) as image:
         assert image.format == "PNG"
-    layout = ogbench_layout("pointmaze-giant-navigate-v0")
+    layout = og.FAMILY.layout("pointmaze-giant-navigate-v0")
     assert layout.walls.shape == (12, 16) and layout.cell == 4.0
     free = np.argwhere(~layout.walls)[0]
     centre = np.array(layout.origin) + layout.cell * free[::-1]  # (across, down) of a free cell's centre = its (x, y)

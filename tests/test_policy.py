@@ -104,8 +104,17 @@ def test_without_reset_the_first_call_aims_for_the_maze_target():
     policy = dfplanner.load_policy("maze2d-umaze-v1", **FAST)
     policy(np.array([3.0, 1.0, 0.0, 0.0], np.float32))
     assert policy.planner.goal.tolist() == [MAZES["maze2d-umaze-v1"].goal.tolist()]
-    with pytest.raises(DfplannerError, match="neither a maze .* nor a checkpoint path"):
+    with pytest.raises(DfplannerError, match="neither an env with a shipped checkpoint .* nor a checkpoint path"):
         dfplanner.load_policy("maze2d-huge")
+
+
+def test_every_shipped_name_the_cli_takes_loads_as_a_policy():
+    """The names `dfplan eval --env` plans with load here too (OGBench's dataset names among them), and
+    a policy knows its episode length from its family."""
+    policy = dfplanner.load_policy("pointmaze-medium-navigate-v0", **FAST)
+    assert policy.default_goal is None and policy.planner.settings.episode_steps == 1000
+    policy.reset(np.array([0.0, 0.0], np.float32), goal=np.array([8.0, 8.0]))
+    assert policy(np.array([0.0, 0.0], np.float32)).shape == (2,)
 
 
 def test_shipped_umaze_policy_reaches_the_goal_in_a_gymnasium_loop():

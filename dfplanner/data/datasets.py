@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfplanner.envs.layouts import MAZES, resolve_env_id
+from dfplanner.envs import dataset_env_id, family_of, is_known
 from dfplanner.errors import DfplannerError
 from dfplanner.data.offline import OfflineDataset, check_shape, validated
 from dfplanner.data.ogbench_npz import PREFIX as OGBENCH_PREFIX, load_ogbench
@@ -45,7 +45,6 @@ from dfplanner.envs.pointmaze import PointMazeFrame, pointmaze_maze
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 OPTIONAL_KEYS = ("timeouts", "infos/goal")
-D4RL_NAME = re.compile(r"(maze2d-(?:umaze|medium|large))")
 MINARI_PREFIX, D4RL_PREFIX = "minari:", "d4rl:"
 
 
@@ -63,14 +62,12 @@ def load_dataset(source: str | Path) -> OfflineDataset:
         return _load_minari_path(path)
     if path.is_file():
         return _load_hdf5(path)
-    if any(text in (spec.name, spec.env_id) for spec in MAZES.values()):
-        from dfplanner.data.maze2d_recipe import default_dataset_path
-
-        default = default_dataset_path(text)
+    default = family_of(text).default_dataset(text) if is_known(text) else None
+    if default is not None:
         if not default.is_file():
             raise DfplannerError(f"no dataset for {text} at {default}; run: dfplan data generate --env {text}")
-        return _load_hdf5(default)
-    raise DfplannerError(f"dataset {text}: no such file or folder (or use minari:ID, d4rl:ENV_NAME, a maze name)")
+        return load_dataset(default)
+    raise DfplannerError(f"dataset {text}: no such file or folder (or use minari:ID, ogbench:NAME, d4rl:ENV_NAME, an env whose data dfplan makes)")
 
 
 def _load_hdf5(path: Path) -> OfflineDataset:
@@ -85,7 +82,7 @@ def _load_hdf5(path: Path) -> OfflineDataset:
             env_id = str(file.attrs.get("env_id", ""))
     except (OSError, KeyError, ValueError, RuntimeError) as error:  # truncated or corrupted file
         raise DfplannerError(f"{path}: unreadable HDF5 file ({error})") from error
-    return _from_d4rl_arrays(arrays, str(path), env_id or _env_id_from_name(path.name))
+    return _from_d4rl_arrays(arrays, str(path), env_id or dataset_env_id(path.name))
 
 
 def _load_d4rl_package(env_name: str) -> OfflineDataset:
@@ -101,12 +98,7 @@ def _load_d4rl_package(env_name: str) -> OfflineDataset:
         arrays = gym.make(env_name).get_dataset()
     except Exception as error:
         raise DfplannerError(f"d4rl:{env_name}: d4rl could not load the dataset ({error})") from error
-    return _from_d4rl_arrays(arrays, f"d4rl:{env_name}", _env_id_from_name(env_name))
-
-
-def _env_id_from_name(name: str) -> str:
-    match = D4RL_NAME.search(name)
-    return resolve_env_id(match.group(1)) if match else ""
+    return _from_d4rl_arrays(arrays, f"d4rl:{env_name}", dataset_env_id(env_name))
 
 
 def _from_d4rl_arrays(arrays: Mapping[str, np.ndarray], where: str, env_id: str) -> OfflineDataset:
@@ -201,7 +193,7 @@ def _from_minari(dataset, where: str) -> OfflineDataset:
         states = [ep.observations for ep in episodes]
         actions = [ep.actions for ep in episodes]
         goals = [ep.infos["goal"][:-1] for ep in episodes] if "goal" in (episodes[0].infos or {}) else None
-        env_id = env_spec.id if env_spec is not None and env_spec.id in MAZES else ""
+        env_id = env_spec.id if env_spec is not None and is_known(env_spec.id) else ""
     else:
         raise DfplannerError(f"{where}: unsupported observation space {space}")
     return validated(

@@ -9,6 +9,7 @@ is the deterministic actor's tensors (`actor.safetensors`), exported at every sa
 from __future__ import annotations
 
 import csv
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -16,8 +17,11 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from safetensors.numpy import load_file, save_file
+from tqdm import tqdm
 
 from dfplanner.errors import DfplannerError
+from dfplanner.utils.atomic import atomic_output
 
 MODEL_FILE = "sac.zip"  # SB3's save: resumable, pickle, never shipped
 BUFFER_FILE = "replay.pkl"
@@ -47,8 +51,6 @@ class ExpertActor:
     """SAC's deterministic action (tanh of the Gaussian's mean) in numpy, from an exported actor."""
 
     def __init__(self, path: str | Path):
-        from safetensors.numpy import load_file
-
         try:
             tensors = load_file(str(path))
         except Exception as error:  # a missing, truncated or foreign file
@@ -71,10 +73,6 @@ class ExpertActor:
 
 def export_actor(model, path: Path) -> None:
     """The SB3 SAC actor's deterministic part (its MLP and mean head) as safetensors."""
-    from safetensors.numpy import save_file
-
-    from dfplanner.utils.atomic import atomic_output
-
     linears = [m for m in model.actor.latent_pi if hasattr(m, "weight")]
     tensors = {}
     for i, layer in enumerate(linears):
@@ -123,8 +121,6 @@ def _new_model(env: gym.Env, recipe: SacRecipe, seed: int):
 
 def _save(model, out: Path, curve_row: dict) -> None:
     """A resumable state (model and replay buffer, each replaced atomically), the actor export and a curve row."""
-    from dfplanner.utils.atomic import atomic_output
-
     with atomic_output(out / MODEL_FILE) as tmp:
         model.save(tmp.with_suffix(".zip"))
         tmp.with_suffix(".zip").replace(tmp)
@@ -147,10 +143,7 @@ def train_expert(make_env: Callable[[], gym.Env], out: str | Path, recipe: SacRe
 
     Every `recipe.save_every` env steps: a resumable save, a deterministic evaluation (its return and
     speed go to curve.csv) and the actor exported, so an interrupted run loses at most that many steps."""
-    import json
-
     import torch
-    from tqdm import tqdm
 
     sb3 = _import_sb3()
     out = Path(out)

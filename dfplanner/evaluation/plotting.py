@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,15 +15,12 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from dfplanner.utils.atomic import atomic_output, check_writable  # noqa: E402
-from dfplanner.envs.layouts import MazeSpec  # noqa: E402
+from dfplanner.envs.family import EvalTask, MazeLayout  # noqa: E402
 from dfplanner.errors import DfplannerError  # noqa: E402
 
 if TYPE_CHECKING:
     from dfplanner.evaluation.denoising import Denoising
 
-# The wall box of cell (r, c) is centred at world (r+1, c+1) and qpos 0 sits at world 1.2, so in
-# qpos coordinates cell (r, c) is centred at (r - 0.2, c - 0.2).
-CELL_OFFSET = -0.2
 NOISE_CMAP = "plasma"  # noise level 0 (clean) dark, K (pure noise) light
 DENOISING_SUFFIXES = (".gif", ".png")
 GRID_PANELS = 6  # sampling rows shown side by side in the PNG / TensorBoard picture
@@ -33,44 +29,12 @@ PLOTTED_EPISODES = 16  # `dfplan eval --plot` draws the last episodes of the run
 HOLD_LAST_SECONDS = 2.0  # the animation rests on the finished plan before looping
 
 
-@dataclass(frozen=True)
-class MazeLayout:
-    """A maze as the pictures draw it: wall cells (row, column), the cell size, where cell (0, 0)'s
-    centre falls (across, down), and which two position coordinates are drawn across and down."""
-
-    walls: np.ndarray
-    cell: float
-    origin: tuple[float, float]
-    across_down: tuple[int, int]
-
-    def screen(self, positions: np.ndarray) -> np.ndarray:
-        """(..., >= 2) positions -> (..., 2) picture coordinates (across, down)."""
-        return np.asarray(positions)[..., list(self.across_down)]
-
-
-def maze2d_layout(maze: MazeSpec) -> MazeLayout:
-    """D4RL's frame: positions are (row, column) = (down, across)."""
-    return MazeLayout(maze.walls, 1.0, (CELL_OFFSET, CELL_OFFSET), (1, 0))
-
-
-def ogbench_layout(name: str) -> MazeLayout:
-    """OGBench's frame: positions are (x, y) = (across, down), cell (i, j) centred at ij_to_xy((i, j))."""
-    from dfplanner.envs import ogbench
-
-    env = ogbench.make_env(ogbench.eval_env_id(name)).unwrapped
-    env.close()
-    return MazeLayout(env.maze_map == 1, float(env._maze_unit), tuple(env.ij_to_xy((0, 0))), (0, 1))
-
-
-def layout_of(task) -> MazeLayout:
-    """The picture of an evaluation task's maze (maze2d or OGBench PointMaze), or a user error."""
-    from dfplanner.envs import ogbench
-
-    if task.maze is not None:
-        return maze2d_layout(task.maze)
-    if ogbench.is_pointmaze(task.name):
-        return ogbench_layout(task.name)
-    raise DfplannerError(f"--plot draws maze2d and OGBench PointMaze layouts; {task.name} is neither")
+def layout_of(task: EvalTask) -> MazeLayout:
+    """The picture of an evaluation task's maze, or a user error for a family without one."""
+    layout = task.family.layout(task.env_id)
+    if layout is None:
+        raise DfplannerError(f"--plot draws mazes; {task.name} has none to draw")
+    return layout
 
 
 def draw_maze(ax, layout: MazeLayout) -> None:
@@ -141,21 +105,22 @@ def check_denoising_path(path: str | Path) -> Path:
     return check_writable(path)
 
 
-def draw_denoising_frame(maze_ax, matrix_ax, maze: MazeSpec, denoising: Denoising, frame: int) -> None:
+def draw_denoising_frame(maze_ax, matrix_ax, layout: MazeLayout, denoising: Denoising, frame: int) -> None:
     """One sampling row: the plan's clean estimate over the maze, each token colored by its current
     noise level, above the scheduling matrix with that row outlined."""
     cmap = plt.get_cmap(NOISE_CMAP)
     row = denoising.rows[frame]
     levels = denoising.schedule[row] / denoising.num_levels
-    draw_maze(maze_ax, maze2d_layout(maze))
-    path = np.vstack([denoising.start, denoising.positions[frame]])[:, ::-1]  # x = column, y = row
+    draw_maze(maze_ax, layout)
+    path = layout.screen(np.vstack([denoising.start, denoising.positions[frame]]))
     token = np.arange(len(path) - 1) // denoising.frame_stack
     segments = LineCollection(np.stack([path[:-1], path[1:]], axis=1), colors=cmap(levels[token]), linewidths=2.5 - 1.5 * levels[token])
     maze_ax.add_collection(segments)
     ends = path[denoising.frame_stack :: denoising.frame_stack]
     maze_ax.scatter(ends[:, 0], ends[:, 1], color=cmap(levels[: len(ends)]), s=9, zorder=3)
-    maze_ax.scatter(denoising.start[1], denoising.start[0], color="tab:green", s=40, zorder=4, label="agent")
-    maze_ax.scatter(denoising.goal[1], denoising.goal[0], color="tab:red", marker="*", s=140, zorder=4, label="goal")
+    start, goal = layout.screen(denoising.start), layout.screen(denoising.goal)
+    maze_ax.scatter(start[0], start[1], color="tab:green", s=40, zorder=4, label="agent")
+    maze_ax.scatter(goal[0], goal[1], color="tab:red", marker="*", s=140, zorder=4, label="goal")
     maze_ax.set_title(f"sampling row {row} of {len(denoising.schedule) - 1}", fontsize=8)
     matrix_ax.imshow(denoising.schedule / denoising.num_levels, cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
     tokens = denoising.schedule.shape[1]
@@ -167,24 +132,24 @@ def draw_denoising_frame(maze_ax, matrix_ax, maze: MazeSpec, denoising: Denoisin
     matrix_ax.tick_params(labelsize=6)
 
 
-def denoising_figure(maze: MazeSpec, denoising: Denoising, panels: int = GRID_PANELS) -> plt.Figure:
+def denoising_figure(layout: MazeLayout, denoising: Denoising, panels: int = GRID_PANELS) -> plt.Figure:
     """A few sampling rows side by side, from the first to the finished plan (PNG and TensorBoard)."""
     frames = np.unique(np.linspace(0, len(denoising.rows) - 1, panels).round().astype(int))
     fig = plt.figure(figsize=(2.6 * len(frames), 3.4))
     for subfig, frame in zip(np.atleast_1d(fig.subfigures(1, len(frames))), frames):
         maze_ax, matrix_ax = subfig.subplots(2, 1, height_ratios=[3, 1])
-        draw_denoising_frame(maze_ax, matrix_ax, maze, denoising, frame)
+        draw_denoising_frame(maze_ax, matrix_ax, layout, denoising, frame)
     fig.suptitle("one plan denoised under the scheduling matrix (color: each token's noise level)", fontsize=9)
     return fig
 
 
-def write_denoising(path: str | Path, maze: MazeSpec, denoising: Denoising, fps: float = 5.0) -> None:
+def write_denoising(path: str | Path, layout: MazeLayout, denoising: Denoising, fps: float = 5.0) -> None:
     """The denoising as an animated GIF (one frame per sampling row) or, for .png, `denoising_figure`."""
     from PIL import Image
 
     path = check_denoising_path(path)
     if path.suffix.lower() == ".png":
-        fig = denoising_figure(maze, denoising)
+        fig = denoising_figure(layout, denoising)
         with atomic_output(path) as temp:
             fig.savefig(temp, dpi=100, format="png")
         plt.close(fig)
@@ -194,7 +159,7 @@ def write_denoising(path: str | Path, maze: MazeSpec, denoising: Denoising, fps:
     for frame in range(len(denoising.rows)):
         maze_ax.clear()
         matrix_ax.clear()
-        draw_denoising_frame(maze_ax, matrix_ax, maze, denoising, frame)
+        draw_denoising_frame(maze_ax, matrix_ax, layout, denoising, frame)
         fig.canvas.draw()
         images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3]).quantize(colors=256))
     plt.close(fig)
@@ -203,7 +168,7 @@ def write_denoising(path: str | Path, maze: MazeSpec, denoising: Denoising, fps:
         images[0].save(temp, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
 
 
-def plot_run(path: str | Path, task, policy, result: dict) -> None:
+def plot_run(path: str | Path, task: EvalTask, policy, result: dict) -> None:
     """The last episodes of an evaluation (at most PLOTTED_EPISODES), with the final plan of those the
     planner still holds (the last batch's)."""
     count = min(PLOTTED_EPISODES, result["episodes"])
@@ -213,6 +178,6 @@ def plot_run(path: str | Path, task, policy, result: dict) -> None:
         held = plan.observations[-count:, :, list(policy.settings.position_dims)]
         plans = [None] * (count - len(held)) + list(held)
     targets = np.array([episode["target"] for episode in result["per_episode"][-count:]])
-    score = f"normalized {result['normalized_score_mean']:.1f}" if task.d4rl_scores else f"return {result['return_mean']:.1f}"
+    score = f"normalized {result['normalized_score_mean']:.1f}" if task.normalize else f"return {result['return_mean']:.1f}"
     title = f"{task.name} {result['policy']}: {score}, success {result['success_rate']:.0%}"
     plot_episodes(path, layout_of(task), result["trajectories"][-count:], targets, plans, title)

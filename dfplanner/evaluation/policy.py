@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from dfplanner.training.checkpoint import checkpoint_paths, load_trained_model
-from dfplanner.envs.layouts import MAZES, resolve_env_id
+from dfplanner.envs import family_of, is_known, resolve_env
 from dfplanner.errors import DfplannerError
 from dfplanner.planning.planner import DiffusionForcingPlanner, Plan
-from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
+from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint, shipped_names
 
 
 class PlannerPolicy:
@@ -86,20 +86,22 @@ class PlannerPolicy:
 
 
 def load_policy(name_or_path: str | Path, device: str = "auto", seed: int = 0, **overrides) -> PlannerPolicy:
-    """A policy from a maze name ("maze2d-large" or "maze2d-large-v1": its shipped checkpoint) or a
-    checkpoint path. Keyword overrides change planner settings, as `dfplan eval` flags do."""
-    mazes = {name for spec in MAZES.values() for name in (spec.name, spec.env_id)}
-    if str(name_or_path) in mazes:
-        checkpoint = shipped_checkpoint(resolve_env_id(str(name_or_path)))
+    """A policy from an env or dataset name with a shipped checkpoint ("maze2d-large",
+    "pointmaze-giant-stitch-v0") or a checkpoint path. Keyword overrides change planner settings, as
+    `dfplan eval` flags do."""
+    name = str(name_or_path)
+    if is_known(name):
+        checkpoint = shipped_checkpoint(resolve_env(name))
     elif any(p.exists() for p in checkpoint_paths(Path(name_or_path))):
         checkpoint = Path(name_or_path)
     else:
-        names = ", ".join(spec.name for spec in MAZES.values())
-        raise DfplannerError(f"{name_or_path!r} is neither a maze ({names}) nor a checkpoint path")
+        raise DfplannerError(f"{name!r} is neither an env with a shipped checkpoint ({', '.join(shipped_names())}) nor a checkpoint path")
     trained = load_trained_model(checkpoint)
-    maze = MAZES.get(trained.metadata.get("env_id"))
-    if maze is None:
+    env_id = trained.metadata.get("env_id")
+    if not env_id or not is_known(env_id):
         return PlannerPolicy(load_planner(trained, device=device, seed=seed, **overrides))
-    # plans never run past the time limit gymnasium.make applies
-    planner = load_planner(trained, device=device, seed=seed, **{"episode_steps": maze.max_episode_steps, **overrides})
-    return PlannerPolicy(planner, default_goal=maze.goal)
+    family = family_of(env_id)
+    # plans never run past the episode's end (gymnasium.make's time limit)
+    steps = family.eval_task(env_id).steps
+    planner = load_planner(trained, device=device, seed=seed, **{"episode_steps": steps, **overrides})
+    return PlannerPolicy(planner, default_goal=family.default_goal(env_id))

@@ -22,9 +22,13 @@ def shipped_checkpoint(env_id: str) -> Path:
     """The checkpoint shipped for an env id such as maze2d-large-v1."""
     path = SHIPPED_DIR / f"{env_id}.json"
     if not path.exists():
-        available = sorted(p.stem for p in SHIPPED_DIR.glob("*.json"))
-        raise DfplannerError(f"no shipped checkpoint for {env_id}; shipped: {', '.join(available) or 'none'} (or pass --checkpoint)")
+        raise DfplannerError(f"no shipped checkpoint for {env_id}; shipped: {', '.join(shipped_names()) or 'none'} (or pass --checkpoint)")
     return path
+
+
+def shipped_names() -> list[str]:
+    """The env ids with a shipped checkpoint."""
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.json"))
 
 
 def load_planner(

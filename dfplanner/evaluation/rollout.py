@@ -1,67 +1,27 @@
-"""The evaluation loop: D4RL's maze2d protocol, run in lockstep batches of environments.
+"""The evaluation loop: episodes of an env family's `EvalTask`, run in lockstep batches of environments.
 
-Every episode lasts the full D4RL length (300 / 600 / 800 steps, no termination) and is seeded from
-(seed, episode index) alone, so the episodes (starts, targets) do not depend on the batch size.
-Scores are D4RL-normalized with the single-task reference numbers, also in the multi-goal setting.
-
-OGBench PointMaze (``pointmaze-{medium,large,giant}[-{navigate,stitch}]-v0``, see ``dfplanner.envs.ogbench``)
-runs OGBench's protocol: its env (terminates at the goal, 1,000 steps), episode i on evaluation task
-i mod 5 + 1 (or on the one ``task``), success = ``info["success"]``, and a per-task success rate.
-
-Any other registered gymnasium env (e.g. ``Pendulum-v1``, see ``dfplanner.envs.registered``) runs its own
-episodes (its ``max_episode_steps``, ended early by termination or truncation); it has no goal, so
-there is no success rate, only returns.
-
-The same loop runs the envs recovered from a Minari PointMaze dataset (``minari:ID``, see
-``dfplanner.envs.pointmaze``): their own episode length and goal (``desired_goal``, drawn at every reset),
-an episode ends early if its env terminates, and returns are reported raw (no D4RL normalization).
+Each episode is seeded from (seed, episode index) alone (`episode_seed`), so the episodes (starts,
+targets, tasks) do not depend on the batch size. The family's task says the rest: the episode length
+and whether an episode may end early (maze2d: D4RL's full 300 / 600 / 800 steps; OGBench: terminates at
+the goal; a registered gymnasium env: its own termination), the reset options (OGBench: episode i runs
+evaluation task i mod 5 + 1, reported per task), success (``info["success"]``, where there is a goal) and
+the score normalization (maze2d: D4RL's single-task reference returns, also in the multi-goal setting;
+elsewhere raw returns only).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from dfplanner.envs import ogbench, registered, resolve_env
-from dfplanner.envs.layouts import MAZES, MazeSpec, resolve_env_id
-from dfplanner.envs.maze2d import Maze2dEnv
-from dfplanner.envs.oracle import WaypointExpert
+from dfplanner.envs import family_of
+from dfplanner.envs.family import EvalTask, Policy
 from dfplanner.errors import DfplannerError
-
-
-class Policy(Protocol):
-    """A batched policy: one row per environment of the batch."""
-
-    name: str
-
-    def reset(self, observations: np.ndarray, targets: np.ndarray | None) -> None:
-        """Start of a batch of episodes: observations (B, obs_dim) float32, targets (B, 2) (None: the env has no goal)."""
-
-    def act(self, observations: np.ndarray) -> np.ndarray:
-        """(B, obs_dim) float32 observations -> (B, act_dim) actions (the env clips them to [-1, 1])."""
-
-
-class OraclePolicy:
-    """The scripted expert without noise: shortest path over cells, reaches the target and stays."""
-
-    name = "oracle"
-
-    def __init__(self, env_id: str):
-        self.expert = WaypointExpert(MAZES[resolve_env_id(env_id)])
-
-    def reset(self, observations: np.ndarray, targets: np.ndarray) -> None:
-        self.expert.set_targets(targets)
-
-    def act(self, observations: np.ndarray) -> np.ndarray:
-        state = observations.astype(np.float64)
-        return self.expert.act(state[:, :2], state[:, 2:])
 
 
 class RandomPolicy:
@@ -80,80 +40,9 @@ class RandomPolicy:
         return self.rng.uniform(space.low, space.high, size=(len(observations), *space.shape))
 
 
-MINARI_PREFIX = "minari:"
-
-
-@dataclass(frozen=True)
-class EvalTask:
-    """What `evaluate` runs: `steps`-step episodes in envs from `make_env`, which speak Maze2dEnv's
-    interface (flat observations, in D4RL's frame when there is a `maze`, ``info["target"]``, ``info["success"]``)."""
-
-    name: str
-    maze: MazeSpec | None  # the oracle's maze, the checkpoint's env id and the plotted layout; None: not a D4RL maze
-    make_env: Callable[[], gym.Env]
-    steps: int
-    multi_goal: bool
-    d4rl_scores: bool  # D4RL-normalized scores apply (maze2d's own envs only)
-    reset_options: Callable[[int], dict] | None = None  # episode index -> its reset options (OGBench: its task)
-    oracle: Callable[[], Policy] | None = None  # the env family's own oracle policy, when it is not maze2d's
-    has_goal: bool = True  # False: an env without goal or success (returns only)
-
-    @cached_property
-    def spaces(self) -> tuple[gym.spaces.Box, gym.spaces.Box]:
-        """The envs' observation and action spaces."""
-        env = self.make_env()
-        env.close()
-        return env.observation_space, env.action_space
-
-    @property
-    def obs_dim(self) -> int:
-        return self.spaces[0].shape[0]
-
-
 def eval_task(env: str, multi_goal: bool = False, task: int | None = None) -> EvalTask:
-    """A maze2d name / id (D4RL's protocol), an OGBench PointMaze name (OGBench's protocol; `task`: one of
-    its 5 tasks), ``minari:ID`` (the envs its PointMaze dataset recovers) or a registered gymnasium id."""
-    if ogbench.is_pointmaze(env):
-        return _ogbench_task(env, multi_goal, task)
-    if task is not None:
-        raise DfplannerError(f"--task K picks one of OGBench's evaluation tasks; {env} has none")
-    if env.startswith(MINARI_PREFIX):
-        from dfplanner.data.datasets import open_minari
-        from dfplanner.envs.pointmaze import recovered_envs
-
-        if multi_goal:
-            raise DfplannerError(f"{env}: --multi-goal is for maze2d; a PointMaze env draws its own goal at every reset")
-        maze, make_env, steps = recovered_envs(open_minari(env[len(MINARI_PREFIX) :]), env)
-        return EvalTask(env, maze, make_env, steps, multi_goal=True, d4rl_scores=False)
-    env_id = resolve_env(env)
-    if env_id not in MAZES:
-        return _registered_task(env_id, multi_goal)
-    maze = MAZES[env_id]
-    return EvalTask(maze.env_id, maze, lambda: Maze2dEnv(maze.name, multi_goal=multi_goal), maze.max_episode_steps,
-                    multi_goal=multi_goal, d4rl_scores=True)
-
-
-def _ogbench_task(env: str, multi_goal: bool, task: int | None) -> EvalTask:
-    """OGBench's protocol: episode i runs task i mod 5 + 1 (or `task`), in OGBench's own env and length."""
-    if multi_goal:
-        raise DfplannerError(f"{env}: --multi-goal is for maze2d; OGBench evaluates its 5 fixed tasks (--task K for one)")
-    env_id, tasks = ogbench.eval_env_id(env), ogbench.task_ids(task)
-    return EvalTask(env, None, lambda: ogbench.make_eval_env(env_id), ogbench.episode_steps(env_id), multi_goal=True,
-                    d4rl_scores=False, reset_options=lambda i: {"task_id": tasks[i % len(tasks)]},
-                    oracle=lambda: ogbench.OraclePolicy(env_id))
-
-
-def _registered_task(env_id: str, multi_goal: bool) -> EvalTask:
-    """A registered gymnasium env as it is: its own episode length, no goal."""
-    if multi_goal:
-        raise DfplannerError(f"{env_id}: --multi-goal is for maze2d; {env_id} has no goal")
-    registered.spaces(env_id)  # flat boxes, or a one-line error
-    env = registered.make(env_id)
-    steps = env.spec.max_episode_steps if env.spec is not None else None
-    env.close()
-    if steps is None:
-        raise DfplannerError(f"{env_id} has no max_episode_steps: register it with an episode length to evaluate it")
-    return EvalTask(env_id, None, lambda: registered.make(env_id), steps, multi_goal=False, d4rl_scores=False, has_goal=False)
+    """The evaluation task of an env or dataset name, as its family defines it (`task`: one of OGBench's 5)."""
+    return family_of(env).eval_task(env, multi_goal, task)
 
 
 def per_task_success(task_ids: list[int], success: np.ndarray) -> dict[str, dict[str, float]]:
@@ -270,7 +159,7 @@ def evaluate(
 
 def _summary(task: EvalTask, policy: Policy, tally: _Tally, seed: int, batch_size: int, policy_time: float, wall_time: float) -> dict[str, Any]:
     episodes = len(tally.returns)
-    scores = np.array([task.maze.get_normalized_score(r) for r in tally.returns]) if task.d4rl_scores else None
+    scores = np.array([task.normalize(r) for r in tally.returns]) if task.normalize is not None else None
     return_mean, return_std, _ = _stats(tally.returns)
     score_mean, score_std, score_sem = (None, None, None) if scores is None else _stats(scores)
     result: dict[str, Any] = {
@@ -308,26 +197,31 @@ def _summary(task: EvalTask, policy: Policy, tally: _Tally, seed: int, batch_siz
 
 
 def training_evaluation(env_id: str, episodes: int, device: str) -> Callable:
-    """Periodic evaluation during training, for TensorBoard: score, success, plans over the maze and
-    one plan's denoising (the picture of `dfplan plan`)."""
+    """Periodic evaluation during training, for TensorBoard: score (or return), success, and where the
+    family has a maze to draw, plans over it and one plan's denoising (the picture of `dfplan plan`)."""
     from dfplanner.evaluation.denoising import record_denoising
-    from dfplanner.evaluation.plotting import PLOTTED_EPISODES, denoising_figure, episodes_figure, maze2d_layout
+    from dfplanner.evaluation.plotting import PLOTTED_EPISODES, denoising_figure, episodes_figure
     from dfplanner.evaluation.pretrained import load_planner
 
     task = eval_task(env_id)
+    layout = task.family.layout(task.env_id)
 
     def run(trained) -> dict:
-        planner = load_planner(trained, env_id, task.obs_dim, device=device, episode_steps=task.steps)
+        planner = load_planner(trained, task.env_id, task.obs_dim, device=device, episode_steps=task.steps)
         result = evaluate(task, planner, episodes, seed=0, batch_size=episodes, progress=False, keep_trajectories=True)
+        scalars = {"normalized_score": result["normalized_score_mean"], "success_rate": result["success_rate"],
+                   "return": result["return_mean"]}
+        out = {name: value for name, value in scalars.items() if value is not None}
+        if layout is None or not planner.settings.position_dims:
+            return out
         count = min(PLOTTED_EPISODES, episodes)
         targets = np.array([e["target"] for e in result["per_episode"][-count:]])
         plans = planner.last_plan.observations[-count:, :, list(planner.settings.position_dims)]
-        start = np.r_[result["trajectories"][-1, 0], 0.0, 0.0].astype(np.float32)  # the last episode's start, at rest
-        return {
-            "normalized_score": result["normalized_score_mean"],
-            "success_rate": result["success_rate"],
-            "plans": episodes_figure(maze2d_layout(task.maze), result["trajectories"][-count:], targets, plans),
-            "denoising": denoising_figure(task.maze, record_denoising(planner, start, targets[-1])),
-        }
+        out["plans"] = episodes_figure(layout, result["trajectories"][-count:], targets, plans)
+        env = task.make_env()  # the last episode's start, for one plan's denoising
+        observation, info = env.reset(seed=episode_seed(0, episodes - 1), options=_options(task, episodes - 1))
+        env.close()
+        out["denoising"] = denoising_figure(layout, record_denoising(planner, observation, info["target"]))
+        return out
 
     return run

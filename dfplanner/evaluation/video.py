@@ -1,6 +1,6 @@
 """`dfplan eval --video DIR`: the episodes of the first environment of the batch, recorded by gymnasium's
-`RecordVideo` (one MP4 per episode) from Maze2dEnv's top-down ``rgb_array`` frames. Needs moviepy
-(the ``[video]`` extra)."""
+`RecordVideo` (one MP4 per episode) from the ``rgb_array`` frames of the family's render env (maze2d's
+top-down picture). Needs moviepy (the ``[video]`` extra)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ from pathlib import Path
 
 import gymnasium as gym
 
-from dfplanner.utils.atomic import check_writable
-from dfplanner.envs.maze2d import Maze2dEnv
+from dfplanner.envs.family import EvalTask
 from dfplanner.errors import DfplannerError
-from dfplanner.evaluation.rollout import EvalTask
+from dfplanner.utils.atomic import check_writable
 
 
 def recording(task: EvalTask, folder: str | Path) -> EvalTask:
     """`task` whose first environment records its episodes into `folder`, checked before any episode runs."""
-    if not task.d4rl_scores:
-        raise DfplannerError(f"--video records maze2d envs; {task.name} renders no frames")
+    if task.make_render_env is None:
+        raise DfplannerError(f"--video records envs that render frames, as maze2d's do; {task.name} renders none here")
     try:
         import moviepy  # noqa: F401  (RecordVideo's encoder)
     except ImportError:
@@ -35,7 +34,7 @@ def recording(task: EvalTask, folder: str | Path) -> EvalTask:
     def make_env() -> gym.Env:
         if recorders:
             return task.make_env()
-        env = Maze2dEnv(task.maze.name, multi_goal=task.multi_goal, render_mode="rgb_array")
+        env = task.make_render_env()
         with warnings.catch_warnings():  # that the folder exists: it was made above, on purpose
             warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
             recorders.append(gym.wrappers.RecordVideo(env, str(folder), episode_trigger=lambda _: True,
