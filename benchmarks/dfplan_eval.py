@@ -13,6 +13,7 @@ from pathlib import Path
 from dfplanner.evaluation.pretrained import shipped_checkpoint
 from dfplanner.planning.routes import routes_path
 from dfplanner.planning.settings import settings_for
+from dfplanner.training.checkpoint import ROUTES_DIGEST_KEY, TRAINED_ON_KEY
 
 from report import ROOT
 
@@ -38,14 +39,22 @@ def run_eval(flags: list[str], threads: int | None = None) -> dict:
     return result
 
 
+# Checkpoint keys that describe it without changing a plan (the routes' digest and the data's recipe):
+# left out of the digest, so that recording them does not make stored results stale.
+DESCRIPTIVE_KEYS = (ROUTES_DIGEST_KEY, TRAINED_ON_KEY)
+
+
 def planning_digest(checkpoint: Path) -> str:
     """sha256 of a checkpoint's JSON (architecture, weights digest, planner section), its routes file
     and the settings it plans with by default (which the code's defaults and the env's facts decide as
     well): a stored result made with another digest is stale."""
     checkpoint = Path(checkpoint)
     routes = routes_path(checkpoint)
-    settings = settings_for(json.loads(checkpoint.read_text())).to_dict()
-    data = checkpoint.read_bytes() + (routes.read_bytes() if routes.exists() else b"") + json.dumps(settings, sort_keys=True).encode()
+    description = json.loads(checkpoint.read_text())
+    settings = settings_for(description).to_dict()
+    planning = {key: value for key, value in description.items() if key not in DESCRIPTIVE_KEYS}
+    data = ((json.dumps(planning, indent=1) + "\n").encode() + (routes.read_bytes() if routes.exists() else b"")
+            + json.dumps(settings, sort_keys=True).encode())
     return hashlib.sha256(data).hexdigest()
 
 

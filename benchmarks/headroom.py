@@ -23,7 +23,9 @@ import numpy as np
 
 from dfplanner.envs.layouts import MAZES, resolve_env_id
 from dfplanner.envs.oracle import D_GAIN, P_GAIN, WaypointExpert
-from dfplanner.evaluation.rollout import OraclePolicy, Policy, evaluate
+from dfplanner.envs.family import Policy
+from dfplanner.envs.maze2d import OraclePolicy
+from dfplanner.evaluation.rollout import evaluate
 
 from ablations import FOLDER as ABLATIONS
 from ablations import TASKS, cell, row_results

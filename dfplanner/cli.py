@@ -284,8 +284,8 @@ def _train_dataset(source: str | Path | None, env_id: str | None) -> tuple[str |
 
 def cmd_routes(args: argparse.Namespace) -> None:
     """Write a checkpoint's routes (dfplanner.planning.routes) from its training data, e.g. for one trained before routes existed."""
-    from dfplanner.training.checkpoint import checkpoint_paths, read_json
     from dfplanner.planning.routes import routes_for, routes_path
+    from dfplanner.training.checkpoint import checkpoint_paths, read_json, record_digest
 
     json_path, _ = checkpoint_paths(Path(args.checkpoint))
     env_id = read_json(json_path).get("env_id")
@@ -294,22 +294,55 @@ def cmd_routes(args: argparse.Namespace) -> None:
     if routes is None:
         raise DfplannerError(f"{json_path}: {env_id or 'its env'} has no positions to route between (routes are for mazes)")
     routes.save(routes_path(json_path))
+    record_digest(json_path)
     print(f"wrote {routes_path(json_path)}: {len(routes.nodes)} cells from {source} (median step {routes.step:.3g}), "
           f"{len(routes.sources)} recorded links between them")
 
 
 def cmd_config_show(args: argparse.Namespace) -> None:
-    from dfplanner.training.config import load_config, to_toml
     from dfplanner.envs import resolve_env
+    from dfplanner.training.config import load_config, to_toml
     from dfplanner.training.runs import RunRecord
 
     if args.run and (args.env or args.config):
         raise DfplannerError("--run prints the config that run was started with; give --env and --config without it")
     if args.run:
-        config = RunRecord.read(Path(args.run)).config
+        record = RunRecord.read(Path(args.run))
+        config, env_id, checkpoint = record.config, record.env_id, Path(args.run) / "model.json"
     else:
-        config = load_config(_config_name(resolve_env(args.env) if args.env else None), args.config)
+        env_id = resolve_env(args.env) if args.env else None
+        config = load_config(_config_name(env_id), args.config)
+        checkpoint = _shipped_json(env_id) if env_id and not args.config else None
     print(to_toml(config), end="")
+    print(_planner_settings_text(config, env_id, checkpoint if checkpoint and checkpoint.exists() else None), end="")
+
+
+def _shipped_json(env_id: str) -> Path:
+    from dfplanner.evaluation.pretrained import SHIPPED_DIR
+
+    return SHIPPED_DIR / f"{env_id}.json"
+
+
+def _planner_settings_text(config: dict, env_id: str | None, checkpoint: Path | None) -> str:
+    """Every planner setting `dfplan eval` acts with, as TOML comments, each with the layer it comes from."""
+    import dataclasses
+
+    from dfplanner.envs import family_of, is_known
+    from dfplanner.planning.settings import resolve_settings
+    from dfplanner.training.checkpoint import read_json
+
+    metadata = read_json(checkpoint) if checkpoint else {"env_id": env_id, "planner": config.get("planner", {})}
+    settings, sources = resolve_settings(metadata)
+    if env_id and is_known(env_id):  # dfplan eval cuts plans at the episode's end
+        settings = dataclasses.replace(settings, episode_steps=family_of(env_id).eval_task(env_id).steps)
+        sources["episode_steps"] = "the env's episode length"
+    where = f"checkpoint {checkpoint}" if checkpoint else "a checkpoint trained with this config"
+    lines = [f"\n# The planner settings `dfplan eval` acts with ({where}) and where each comes from",
+             "# (defaults < env facts < checkpoint [planner] < --preset < flags):"]
+    values = settings.to_dict()
+    width = max(len(f"{name} = {json.dumps(value)}") for name, value in values.items())
+    lines += [f"#   {f'{name} = {json.dumps(value)}':<{width}}  {sources[name]}" for name, value in values.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _run_name(source) -> str:

@@ -17,8 +17,10 @@ from dfplanner.training.checkpoint import DIGEST_KEY, checkpoint_paths, record_d
 from dfplanner.cli import main
 from dfplanner.errors import DfplannerError
 from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
+from dfplanner.planning.routes import routes_path
 
 UMAZE = shipped_checkpoint("maze2d-umaze-v1")
+MEDIUM = shipped_checkpoint("maze2d-medium-v1")
 
 
 def train(dataset, tmp_path, *extra):
@@ -34,13 +36,26 @@ def bad_dataset(tmp_path, change):
 
 
 def shipped_copy(tmp_path, edit=lambda description: None):
-    """The shipped umaze checkpoint copied to tmp_path, its JSON description edited by `edit`."""
+    """The shipped umaze checkpoint (weights and routes) copied to tmp_path, its JSON description edited by `edit`."""
     json_path, weights_path = checkpoint_paths(UMAZE)
     shutil.copy(weights_path, tmp_path / "ckpt.safetensors")
+    shutil.copy(routes_path(json_path), tmp_path / "ckpt.routes.safetensors")
     description = json.loads(json_path.read_text())
     edit(description)
     (tmp_path / "ckpt.json").write_text(json.dumps(description))
     return tmp_path / "ckpt.json"
+
+
+def _without_routes(tmp_path):
+    json_path = shipped_copy(tmp_path)
+    (tmp_path / "ckpt.routes.safetensors").unlink()
+    return json_path
+
+
+def _routes_replaced(tmp_path):
+    json_path = shipped_copy(tmp_path)
+    shutil.copy(routes_path(checkpoint_paths(MEDIUM)[0]), tmp_path / "ckpt.routes.safetensors")
+    return json_path
 
 
 def checkpoint_for_obs_size(tmp_path, obs_dim):
@@ -144,6 +159,8 @@ CASES = {
     "checkpoint weights for another model": (
         lambda t: evaluate(shipped_copy(t, lambda d: d["model"].update(hidden=128))),
         ["{tmp}/ckpt.safetensors", "weights do not match the model in ckpt.json"]),
+    "routes missing": (lambda t: evaluate(_without_routes(t)), ["ckpt.json: its routes file ckpt.routes.safetensors is missing"]),
+    "routes replaced": (lambda t: evaluate(_routes_replaced(t)), ["ckpt.routes.safetensors: sha256 differs from the one recorded in ckpt.json"]),
     "invalid scheduling matrix": (
         lambda t: evaluate(shipped_copy(t, lambda d: d["planner"].update(schedule=[[10, 5], [20, 0], [0, 0]]))),
         ["scheduling matrix column 0 increases from row 0 to row 1 (10 -> 20)"]),

@@ -1,23 +1,24 @@
 """Planner settings: the one home of every planning choice, its default, its range and its help text.
 
-Where a value comes from, lowest to highest: the defaults below, the env family's facts
-(`dfplanner.envs.planner_facts`: which observation dimensions are positions and velocities, the
-action bound, and for envs without a goal the reward cost and diffused actions), the
-`[planner]` section a checkpoint carries (its training config's), a preset (`presets/NAME.toml`, e.g.
-"paper"), then explicit overrides (`dfplan eval` flags, `load_planner(..., **overrides)`).
+Where a value comes from, lowest to highest (`resolve_settings`, which `dfplan config show` prints with
+each value's layer): the defaults below; the env family's facts (its `planner_facts`: which observation
+dimensions are positions and velocities, the action bound, how far PD aims along the plan, and for envs
+without a goal the reward cost and diffused actions); the `[planner]` section a checkpoint carries (its
+training config's, e.g. maze2d's horizon 5); a preset (`presets/NAME.toml`, e.g. "paper"); then
+explicit overrides (`dfplan eval` flags, `load_planner(..., **overrides)`).
 
-The defaults are the best measured settings, so `DiffusionForcingPlanner(trained)` plans as the shipped
-planner does: the sampling (2 steps per token, uncertainty 0.05) from results/sampling_grid.md and results/tuning.md; the
-guidance (gradient through the model, scale 5) and the goal hold (0.5) tuned on maze2d medium,
-medium-multi and large-multi with seed 777 (results/tuning.md); the cost aimed 40 recorded steps along
-the training data's routes (dfplanner.planning.routes), tuned on seed 777 on maze2d (results/tuning.md; OGBench's
-family config sets 20, results/ogbench_table.md); MCG off because the ablation on seeds 0 and 1 does not
-support it (results/ablations.md); PD aimed at the current step's planned state (`track_ahead` 0): how
-far ahead to aim depends on the env's dynamics (maze2d and OGBench pointmaze set 15 among their facts;
-on the tests' damped point it overshoots); `plan_pull` off: it scores higher, but with it one planned token does
-as well as five, so the plan no longer decides the action (results/ablations.md, `plan-pull-10`). The
-`dfplan eval` / `dfplan plan` flags are generated from the fields' metadata. Settings are frozen:
-change them with `dataclasses.replace` (which validates again), never on a built planner.
+What the defaults are: the settings that serve every family, each the best measured on maze2d with
+seed 777 where it was tuned there: the sampling (2 steps per token, uncertainty 0.05; results/
+sampling_grid.md, results/tuning.md), the guidance (gradient through the model, scale 5) and the goal
+hold (0.5), the cost aimed 40 recorded steps along the data's routes (dfplanner.planning.routes), MCG off
+(the ablation on seeds 0 and 1 does not support it, results/ablations.md), `plan_pull` off (it scores
+higher, but with it one planned token does as well as five: the plan no longer decides the action). Where
+the best value depends on the env, the defaults are not the best and the family or its config sets it:
+the horizon (default 20; maze2d and OGBench PointMaze ship 5), `track_ahead` (default 0: how far ahead
+to aim depends on the dynamics; maze2d and OGBench PointMaze set 15, on the tests' damped point it
+overshoots) and `route_lookahead` (OGBench PointMaze sets 20). The `dfplan eval` / `dfplan plan` flags
+are generated from the fields' metadata. Settings are frozen: change them with `dataclasses.replace`
+(which validates again), never on a built planner.
 """
 
 from __future__ import annotations
@@ -129,16 +130,30 @@ class PlannerSettings:
         return out
 
 
-def settings_for(metadata: dict, preset_name: str | None = None, **overrides) -> PlannerSettings:
-    """The settings a checkpoint (its metadata) plans with: defaults < env facts < its [planner] <
-    preset < overrides (None values in `overrides` mean "not given")."""
-    from dfplanner.envs import planner_facts
+def resolve_settings(metadata: dict, preset_name: str | None = None, **overrides) -> tuple[PlannerSettings, dict[str, str]]:
+    """The settings a checkpoint (its metadata) plans with, and the layer each value came from:
+    defaults < the env family's facts < the checkpoint's [planner] < a preset < overrides (None values
+    in `overrides` mean "not given"). Each layer is validated as it is applied."""
+    from dfplanner.envs import family_of, planner_facts
 
-    settings = PlannerSettings.from_dict(planner_facts(metadata.get("env_id")))
-    settings = PlannerSettings.from_dict(metadata.get("planner", {}), settings)
+    env_id = metadata.get("env_id")
+    facts = planner_facts(env_id)
+    layers = [(f"{family_of(env_id).name} env facts" if facts else "env facts", facts),
+              ("checkpoint [planner]", metadata.get("planner", {}))]
     if preset_name is not None:
-        settings = PlannerSettings.from_dict(preset(preset_name), settings)
-    return PlannerSettings.from_dict(overrides, settings)
+        layers.append((f"preset {preset_name}", preset(preset_name)))
+    layers.append(("override", overrides))
+    settings = PlannerSettings()
+    sources = dict.fromkeys(settings.to_dict(), "default")
+    for label, values in layers:
+        settings = PlannerSettings.from_dict(values, settings)
+        sources.update({RENAMED.get(name, name): label for name, value in values.items() if value is not None})
+    return settings, sources
+
+
+def settings_for(metadata: dict, preset_name: str | None = None, **overrides) -> PlannerSettings:
+    """The settings of `resolve_settings`, without their sources."""
+    return resolve_settings(metadata, preset_name, **overrides)[0]
 
 
 def preset(name: str) -> dict:

@@ -30,6 +30,8 @@ from dfplanner.data.tokens import Normalizer, TokenCodec, TokenLayout
 
 FORMAT_VERSION = 1
 DIGEST_KEY = "safetensors_sha256"  # in NAME.json: the sha256 of NAME.safetensors' bytes
+TRAINED_ON_KEY = "trained_on"  # in shipped NAME.json: the dataset, the command that makes it and its seed
+ROUTES_DIGEST_KEY = "routes_sha256"  # in NAME.json: the sha256 of NAME.routes.safetensors' bytes, when it has routes
 RUN_MODEL_STEM = "model"  # a run folder's checkpoint: RUN/model.{json,safetensors}
 DIGEST_CHUNK = 1 << 20
 
@@ -113,16 +115,22 @@ class TrainedModel:
         """Write stem.safetensors, then stem.json with its digest (weights default to the model's own)."""
         stem = Path(stem)
         write_tensors(stem.with_suffix(".safetensors"), state_dict or self.model.state_dict())
-        write_json(stem.with_suffix(".json"), {**self.description(), DIGEST_KEY: file_sha256(stem.with_suffix(".safetensors"))})
+        digests = {DIGEST_KEY: file_sha256(stem.with_suffix(".safetensors"))}
         if self.routes is not None:
-            self.routes.save(routes_path(stem.with_suffix(".json")))
+            routes = routes_path(stem.with_suffix(".json"))
+            self.routes.save(routes)
+            digests[ROUTES_DIGEST_KEY] = file_sha256(routes)
+        write_json(stem.with_suffix(".json"), {**self.description(), **digests})
 
 
-def record_digest(json_path: Path) -> None:
-    """Add the weights' digest to a checkpoint written without one (how the shipped ones got theirs);
-    the weights file is not touched."""
+def record_digest(json_path: Path, **metadata) -> None:
+    """Record the digests of a checkpoint's weights and routes (and any `metadata`) in its JSON, e.g.
+    after `dfplan routes` re-made its routes; the weights and routes files are not touched."""
     json_path, weights_path = checkpoint_paths(json_path)
-    write_json(json_path, {**read_json(json_path), DIGEST_KEY: file_sha256(weights_path)})
+    digests = {DIGEST_KEY: file_sha256(weights_path)}
+    if routes_path(json_path).exists():
+        digests[ROUTES_DIGEST_KEY] = file_sha256(routes_path(json_path))
+    write_json(json_path, {**read_json(json_path), **metadata, **digests})
 
 
 CHECKPOINT_SUFFIXES = (".json", ".safetensors")
@@ -161,7 +169,7 @@ def load_trained_model(path: Path, device: str | torch.device = "cpu") -> Traine
         layout = TokenLayout.from_dict(description["tokens"])
         normalizer = Normalizer.from_dict(description["normalizer"])
         model_config = description["model"]
-        metadata = {k: v for k, v in description.items() if k not in ("format_version", "model", "diffusion", "tokens", "normalizer", DIGEST_KEY)}
+        metadata = {k: v for k, v in description.items() if k not in ("format_version", "model", "diffusion", "tokens", "normalizer", DIGEST_KEY, ROUTES_DIGEST_KEY)}
         trained = TrainedModel.create(model_config, schedule, layout, normalizer, metadata)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise DfplannerError(f"{json_path}: incomplete checkpoint description ({error!r})") from None
@@ -178,6 +186,13 @@ def load_trained_model(path: Path, device: str | torch.device = "cpu") -> Traine
         first = str(error).strip().splitlines()[0]
         raise DfplannerError(f"{weights_path}: weights do not match the model in {json_path.name} ({first})") from None
     trained.model.to(device).eval()
-    if routes_path(json_path).exists():
-        trained.routes = DataRoutes.load(routes_path(json_path))
+    routes = routes_path(json_path)
+    if routes.exists():
+        recorded = description.get(ROUTES_DIGEST_KEY)
+        if recorded is not None and file_sha256(routes) != recorded:
+            raise DfplannerError(f"{routes}: sha256 differs from the one recorded in {json_path.name}; the file is corrupted or was "
+                                 f"replaced (after re-making routes by hand, `dfplan routes --checkpoint {json_path}` records them)")
+        trained.routes = DataRoutes.load(routes)
+    elif description.get(ROUTES_DIGEST_KEY) is not None:
+        raise DfplannerError(f"{json_path}: its routes file {routes.name} is missing")
     return trained
