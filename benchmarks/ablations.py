@@ -61,6 +61,10 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "no-hold": ("no goal hold (plans pass through the goal as the data does)", ["--hold-radius", "0"]),
     "no-stabilization": ("generated tokens fed back as clean (stabilization level 0)", ["--stabilization-level", "0"]),
     "full-sequence": ("full-sequence schedule instead of the pyramid", ["--schedule", "full_sequence"]),
+    "candidates-4": ("4 plans sampled per decision, the cheapest kept", ["--candidates", "4"]),
+    "eta-1": ("DDPM posterior sampling (eta 1) instead of deterministic DDIM (eta 0)", ["--eta", "1"]),
+    "rolling": ("continue the last plan on the schedule's ladder instead of starting from noise", ["--rolling"]),
+    "context-tokens-0": ("model state from the current observation only, as the paper's planner", ["--context-tokens", "0"]),
 }
 TASKS = ("medium-multi", "large-multi")
 UNTRAINED_SEED = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -55,6 +56,24 @@ def cmd_data_generate(args: argparse.Namespace) -> None:
 
     family = family_of(args.env)
     print(family.generate(args.env, seed=args.seed, out=args.out, steps=args.steps, episodes=args.episodes, minari=args.minari))
+
+
+def cmd_expert_train(args: argparse.Namespace) -> None:
+    """`dfplan expert train --env ant`: the SAC expert a data recipe drives (dfplanner.data.sac_expert)."""
+    from dfplanner.data.sac_expert import SacRecipe, train_expert
+    from dfplanner.envs import EXPERTS
+
+    if args.env not in EXPERTS:
+        raise DfplannerError(f"no expert called {args.env!r}; experts: {', '.join(sorted(EXPERTS))}")
+    for flag, value in (("--steps", args.steps), ("--save-every", args.save_every)):
+        if value is not None and value <= 0:
+            raise DfplannerError(f"{flag} must be positive, got {value}")
+    recipe = SacRecipe()
+    changes = {key: value for key, value in (("steps", args.steps), ("save_every", args.save_every)) if value is not None}
+    recipe = dataclasses.replace(recipe, **changes)
+    out = Path(args.out or f"runs/experts/{args.env}")
+    actor = train_expert(EXPERTS[args.env], out, recipe, seed=args.seed)
+    print(f"wrote {actor} (training curve: {out / 'curve.csv'}); ship it as results/experts/{args.env}.safetensors")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -449,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(func=cmd_plan)
 
     _add_train_command(commands, envs)
+    _add_expert_command(commands)
     routes = commands.add_parser("routes", help="write a checkpoint's routes from its training data (dfplan train does it itself)")
     routes.add_argument("--checkpoint", required=True, help="the checkpoint (NAME.json or a run folder); writes NAME.routes.safetensors")
     routes.add_argument("--dataset", default=None, help="its training data (default: the one it records, or the maze's generated one)")
@@ -476,6 +496,18 @@ def _add_train_command(commands, envs: str) -> None:
                        help="evaluate the EMA planner every N steps for TensorBoard (default: 0, off: it costs CPU time)")
     train.add_argument("--eval-episodes", type=int, default=None, help=f"default: {DEFAULT_EVAL_EPISODES}")
     train.set_defaults(func=cmd_train)
+
+
+def _add_expert_command(commands) -> None:
+    expert = commands.add_parser("expert", help="the experts that make data (trained online with stable-baselines3's SAC)")
+    expert_commands = expert.add_subparsers(dest="expert_command", required=True)
+    train = expert_commands.add_parser("train", help="train (or resume) an expert; needs the [expert] extra")
+    train.add_argument("--env", required=True, help="the expert: ant (OGBench's AntMaze walker)")
+    train.add_argument("--out", default=None, help="run folder (default: runs/experts/ENV); an interrupted run resumes from it")
+    train.add_argument("--steps", type=int, default=None, help="env steps (default: OGBench's 400,000)")
+    train.add_argument("--save-every", type=int, default=None, help="env steps between resumable saves (default: 20,000)")
+    train.add_argument("--seed", type=int, default=0, help="seeds SAC and the directions")
+    train.set_defaults(func=cmd_expert_train)
 
 
 def _add_config_command(commands) -> None:

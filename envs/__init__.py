@@ -1,6 +1,6 @@
 """Env families (dfplanner.envs.family) and their registry: D4RL maze2d (registered with gymnasium as
-maze2d-{umaze,medium,large}-v1 on import), OGBench PointMaze, the envs Minari PointMaze datasets recover
-(``minari:ID``), and any other registered gymnasium env (no goal, reward guidance).
+maze2d-{umaze,medium,large}-v1 on import), OGBench PointMaze and AntMaze, the envs Minari PointMaze
+datasets recover (``minari:ID``), and any other registered gymnasium env (no goal, reward guidance).
 
 The rest of the package asks `family_of(name)` and never tests a name itself; a new family is one
 module with an `EnvFamily` subclass, listed in `FAMILIES`, plus its configs.
@@ -9,7 +9,9 @@ module with an `EnvFamily` subclass, listed in `FAMILIES`, plus its configs.
 import gymnasium
 import numpy as np
 
-from dfplanner.envs import maze2d, ogbench, pointmaze, registered
+from collections.abc import Callable
+
+from dfplanner.envs import antmaze, maze2d, ogbench, pointmaze, registered
 from dfplanner.envs.family import EnvFamily
 from dfplanner.envs.layouts import MAZES, MazeSpec, cell_to_pos, maze_spec, pos_to_cell, resolve_env_id
 from dfplanner.errors import DfplannerError
@@ -25,7 +27,9 @@ for _spec in MAZES.values():
 
 # In order: the first family that recognises a name owns it. Any registered gymnasium id comes last,
 # since the other families' envs are registered with gymnasium too.
-FAMILIES: tuple[EnvFamily, ...] = (maze2d.FAMILY, ogbench.FAMILY, pointmaze.FAMILY, registered.FAMILY)
+FAMILIES: tuple[EnvFamily, ...] = (maze2d.FAMILY, ogbench.FAMILY, antmaze.FAMILY, pointmaze.FAMILY, registered.FAMILY)
+# The experts that make data (`dfplan expert train --env NAME`): name -> the env it is trained in.
+EXPERTS: dict[str, Callable[[], gymnasium.Env]] = {antmaze.EXPERT_NAME: antmaze.make_expert_env}
 
 
 def family_of(name: str) -> EnvFamily:
@@ -70,5 +74,5 @@ def dataset_env_id(file_name: str) -> str:
     return ""
 
 
-__all__ = ["FAMILIES", "action_bounds", "dataset_env_id", "family_of", "is_known", "planner_facts", "resolve_env",
+__all__ = ["EXPERTS", "FAMILIES", "action_bounds", "dataset_env_id", "family_of", "is_known", "planner_facts", "resolve_env",
            "MAZES", "MazeSpec", "cell_to_pos", "maze_spec", "pos_to_cell", "resolve_env_id"]

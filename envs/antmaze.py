@@ -1,16 +1,108 @@
-"""OGBench AntMaze (Park et al., ICLR 2025): an 8-joint ant in OGBench's mazes."""
+"""OGBench AntMaze (Park et al., ICLR 2025): an 8-joint ant in OGBench's mazes.
+
+Observation 29-D (qpos 15, whose first two entries are the ant's xy, then qvel 14), action 8-D torques
+in [-1, 1]; OGBench's protocol and files as for PointMaze (`OGBenchMazeFamily`), success within 0.5
+of the goal. No controller turns a planned xy into torques, so the planner's actions come from what
+its model learned (diffused actions): the family's facts say so.
+
+The data recipe drives OGBench's low-level expert along the oracle's directions with action noise
+0.2. OGBench downloads that expert; here it is trained (`dfplan expert train --env ant`, SAC on
+online-ant-v0 under OGBench's GymXYWrapper: reward = xy displacement along a unit direction redrawn
+every 100 steps, the direction appended to the observation without xy) and shipped as safetensors
+(dfplanner/data/experts/ant.safetensors, i.e. results/experts/).
+"""
 
 from __future__ import annotations
 
-import gymnasium as gym
+from importlib import resources
+from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
+
+from dfplanner.envs.ogbench import OGBenchMazeFamily, Subgoals, eval_env_id, make_env, unit
+from dfplanner.errors import DfplannerError
+
+EXPERT_NAME = "ant"  # `dfplan expert train --env ant`; shipped as experts/ant.safetensors
 EXPERT_RESAMPLE_STEPS = 100  # GymXYWrapper's direction is redrawn every 100 steps (online_env_utils.py)
+ACTION_NOISE = 0.2  # generate_locomaze.py's default --noise, which commands.sh keeps for navigate and stitch
+ACT_DIM = 8
+XY_DIMS = (0, 1)  # qpos[:2]
+XY_VELOCITY_DIMS = (15, 16)  # qvel[:2], after the 15 entries of qpos
 
 
 def make_expert_env() -> gym.Env:
-    """The env OGBench trains its ant expert in: online-ant-v0 under GymXYWrapper (reward = xy
-    displacement along a random unit direction, which is appended to the observation)."""
+    """The env OGBench trains its ant expert in: online-ant-v0 under GymXYWrapper."""
     import ogbench.online_locomotion  # noqa: F401  (registers online-ant-v0)
     from ogbench.online_locomotion.wrappers import GymXYWrapper
 
     return GymXYWrapper(gym.make("online-ant-v0"), resample_interval=EXPERT_RESAMPLE_STEPS)
+
+
+def expert_path() -> Path:
+    """The shipped ant expert's actor (package data of dfplanner.data)."""
+    return Path(str(resources.files("dfplanner.data") / "experts" / f"{EXPERT_NAME}.safetensors"))
+
+
+def load_expert():
+    """The shipped expert as a numpy actor: (B, 29) [observation without xy, unit direction] -> (B, 8)."""
+    from dfplanner.data.sac_expert import ExpertActor
+
+    path = expert_path()
+    if not path.is_file():
+        raise DfplannerError(f"the ant expert is not at {path}; train it with `dfplan expert train --env {EXPERT_NAME}`")
+    return ExpertActor(path)
+
+
+def expert_input(observations: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """generate_locomaze.py's expert observation: the state without its xy, then the unit direction."""
+    return np.concatenate([observations[..., 2:], directions], axis=-1)
+
+
+class AntOraclePolicy:
+    """Evaluation only: the expert walking along OGBench's oracle subgoal directions, without noise. In
+    the goal's cell it heads for the goal itself, as the PointMaze oracle does."""
+
+    name = "oracle"
+
+    def __init__(self, env_id: str):
+        env = make_env(env_id)
+        self.subgoals = Subgoals(env.unwrapped)
+        env.close()
+        self.expert = load_expert()
+
+    def reset(self, observations: np.ndarray, targets: np.ndarray) -> None:
+        self.targets = np.array(targets, dtype=np.float64)
+
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        directions = np.empty((len(observations), 2))
+        for row, (xy, goal) in enumerate(zip(observations[:, :2].astype(np.float64), self.targets)):
+            at_goal_cell = self.subgoals.cell(xy) == self.subgoals.cell(goal)
+            directions[row] = unit((goal if at_goal_cell else self.subgoals(xy, goal)) - xy)
+        return self.expert(expert_input(observations, directions))
+
+
+class AntMazeFamily(OGBenchMazeFamily):
+    """OGBench AntMaze: the planner's actions are its diffused ones (no PD law for legs), no goal hold
+    (OGBench's episodes end at the goal)."""
+
+    name = "ogbench-antmaze"
+    agent = "antmaze"
+
+    def planner_facts(self, env_id: str) -> dict:
+        return {"position_dims": XY_DIMS, "velocity_dims": XY_VELOCITY_DIMS, "action_mode": "diffused", "hold_radius": 0.0}
+
+    def action_bounds(self, env_id: str) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(ACT_DIM, -1.0), np.full(ACT_DIM, 1.0)
+
+    def oracle(self, env_id: str) -> AntOraclePolicy:
+        return AntOraclePolicy(eval_env_id(env_id))
+
+    def walker(self):
+        from dfplanner.data.ogbench_recipe import Walker
+
+        expert = load_expert()
+        return Walker(lambda observation, direction: expert(expert_input(observation, direction)), ACTION_NOISE)
+
+
+FAMILY = AntMazeFamily()

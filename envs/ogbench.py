@@ -147,18 +147,18 @@ def numpy_global_seed(seed: int | None) -> Iterator[None]:
 
 
 class EvalEnv(gym.Wrapper):
-    """OGBench's env as dfplanner.evaluation.rollout expects it: float32 (x, y) observations, the goal position as
-    ``info["target"]`` (OGBench's ``info["goal"]`` is the goal observation, i.e. its position), bool
-    ``info["success"]``, actions clipped to [-1, 1] as OGBench's impls/utils/evaluation.py does."""
+    """OGBench's env as dfplanner.evaluation.rollout expects it: float32 observations, the goal position as
+    ``info["target"]`` (OGBench's ``info["goal"]`` is the goal observation, whose first two entries are
+    its xy), bool ``info["success"]``, actions clipped to [-1, 1] as OGBench's impls/utils/evaluation.py does."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=env.observation_space.shape, dtype=np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         with numpy_global_seed(seed):
             observation, info = self.env.reset(seed=seed, options=options)
-        return observation.astype(np.float32), {**info, "target": np.asarray(info["goal"], dtype=np.float64)}
+        return observation.astype(np.float32), {**info, "target": np.asarray(info["goal"][:2], dtype=np.float64)}
 
     def step(self, action: np.ndarray):
         observation, reward, terminated, truncated, info = self.env.step(np.clip(action, -1.0, 1.0))
@@ -243,11 +243,15 @@ class OGBenchMazeFamily(EnvFamily):
 
         return data_dir() / f"{dataset_spec(env_id).name}.npz"
 
+    def walker(self):
+        """The agent the data recipe drives along the oracle's directions (a dfplanner.data.ogbench_recipe.Walker)."""
+        raise NotImplementedError
+
     def generate(self, name: str, seed: int, out: str | None, progress: bool = True, episodes: int | None = None, **options) -> str:
         from dfplanner.data.ogbench_recipe import generate
 
         check_no_options(f"{name} (an OGBench dataset, which takes --episodes)", options)
-        info = generate(name, episodes=episodes, seed=seed, out=out, progress=progress)
+        info = generate(name, self.walker(), episodes=episodes, seed=seed, out=out, progress=progress)
         return (f"wrote {info['path']} ({info['episodes']} episodes, {info['steps']} steps) and {info['val_path']} "
                 f"({info['val_episodes']} episodes), seed {info['seed']}, {info['seconds']:.1f} s")
 
@@ -261,6 +265,7 @@ class OGBenchMazeFamily(EnvFamily):
 # PD aims 15 env steps along the plan: the fastest arrival of 0 / 5 / 15 / 30 on OGBench's datasets,
 # seed 777 (results/ogbench_table.md); maze2d's family chose the same number on its own data.
 TRACK_AHEAD = 15
+POINT_ACTION_NOISE = 0.5  # commands.sh: pointmaze datasets --noise=0.5
 
 
 class PointMazeFamily(OGBenchMazeFamily):
@@ -277,6 +282,12 @@ class PointMazeFamily(OGBenchMazeFamily):
 
     def oracle(self, env_id: str) -> OraclePolicy:
         return OraclePolicy(eval_env_id(env_id))
+
+    def walker(self):
+        """generate_locomaze.py's point: the action is the direction itself."""
+        from dfplanner.data.ogbench_recipe import Walker
+
+        return Walker(lambda observation, direction: direction, POINT_ACTION_NOISE)
 
 
 FAMILY = PointMazeFamily()

@@ -32,8 +32,8 @@ def ogbench_data(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("og")
-    navigate = generate("pointmaze-medium-navigate-v0", episodes=NAVIGATE_EPISODES, out=folder / "pointmaze-medium-navigate-v0.npz", progress=False)
-    stitch = generate("pointmaze-large-stitch-v0", episodes=STITCH_EPISODES, out=folder / "pointmaze-large-stitch-v0.npz", progress=False)
+    navigate = generate("pointmaze-medium-navigate-v0", og.FAMILY.walker(), episodes=NAVIGATE_EPISODES, out=folder / "pointmaze-medium-navigate-v0.npz", progress=False)
+    stitch = generate("pointmaze-large-stitch-v0", og.FAMILY.walker(), episodes=STITCH_EPISODES, out=folder / "pointmaze-large-stitch-v0.npz", progress=False)
     return navigate, stitch
 
 
@@ -93,7 +93,7 @@ def test_navigate_follows_the_oracle_and_stitch_ends_four_cells_away(files):
 
 
 def test_same_seed_same_file(tmp_path):
-    paths = [generate("pointmaze-large-stitch-v0", episodes=10, seed=seed, out=tmp_path / f"{i}.npz", progress=False)["path"]
+    paths = [generate("pointmaze-large-stitch-v0", og.FAMILY.walker(), episodes=10, seed=seed, out=tmp_path / f"{i}.npz", progress=False)["path"]
              for i, seed in enumerate((0, 0, 1))]
     first, second, third = (np.load(path)["observations"] for path in paths)
     np.testing.assert_array_equal(first, second)

@@ -1,4 +1,4 @@
-"""Make OGBench PointMaze datasets locally with OGBench's published recipe, in OGBench's npz format.
+"""Make OGBench maze datasets locally with OGBench's published recipe, in OGBench's npz format.
 
 The recipe is data_gen_scripts/generate_locomaze.py with the arguments of commands.sh, run in the env
 ``dfplanner.envs.ogbench.make_collection_env`` builds (no termination at the goal). Each episode:
@@ -7,7 +7,9 @@ The recipe is data_gen_scripts/generate_locomaze.py with the arguments of comman
   and on reaching it (``info["success"]``) a new vertex goal is set, until the episode's 1,001 (giant
   2,001) steps are up; stitch: the goal is a cell at BFS distance 4 from the start (the start cell if
   there is none), kept for all 201 steps;
-- acts with the unit vector towards OGBench's ``get_oracle_subgoal`` plus N(0, 0.5) noise, clipped.
+- acts with the family's walker (a `Walker`) heading along the unit vector towards OGBench's
+  ``get_oracle_subgoal``, plus the walker's Gaussian action noise, clipped: PointMaze's point moves along
+  the direction itself (noise 0.5), AntMaze's ant is driven by its SAC expert (noise 0.2).
 ``num_episodes // 10`` more episodes, collected after the training ones, make the -val file.
 
 OGBench's script draws from the unseeded global ``np.random``; here every draw is seeded (OGBench's own
@@ -18,6 +20,8 @@ reproduces a file. The files are drawn the same way as OGBench's, not bit-identi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +34,15 @@ from dfplanner.data.maze2d_recipe import check_size
 from dfplanner.data.ogbench_npz import FILE_KEYS, data_dir, file_dtype, val_path, write_npz
 
 DEFAULT_SEED = 0
-ACTION_NOISE_STD = 0.5  # commands.sh: --noise=0.5
+
+
+@dataclass(frozen=True)
+class Walker:
+    """How an agent heads in a direction: `act(observation, direction) -> action`, and the std of the
+    Gaussian noise the recipe adds to its actions (commands.sh: --noise)."""
+
+    act: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    noise: float
 STITCH_DISTANCE = 4  # generate_locomaze.py: adj_steps, the stitch goal's BFS distance in cells
 VAL_FRACTION = 10  # generate_locomaze.py: num_val_episodes = num_episodes // 10
 FREE = 0  # maze_map value of a free cell (1 is a wall)
@@ -55,7 +67,7 @@ def stitch_goal(env, start: tuple[int, int], rng: np.random.Generator) -> tuple[
     return tuple(int(v) for v in cells[rng.integers(len(cells))]) if len(cells) else start
 
 
-def run_episode(env, spec: DatasetSpec, subgoals: Subgoals, vertex: list, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def run_episode(env, spec: DatasetSpec, walker: Walker, subgoals: Subgoals, vertex: list, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """One episode of the recipe, its rows as generate_locomaze.py records them (qpos/qvel before the step)."""
     maze = env.unwrapped
     free = np.argwhere(maze.maze_map == FREE)
@@ -67,7 +79,8 @@ def run_episode(env, spec: DatasetSpec, subgoals: Subgoals, vertex: list, rng: n
     while not done:
         xy = maze.get_xy()
         direction = unit(subgoals(xy, maze.cur_goal_xy) - xy)
-        action = np.clip(direction + rng.normal(0.0, ACTION_NOISE_STD, size=2), -1.0, 1.0)
+        heading = walker.act(observation, direction)
+        action = np.clip(heading + rng.normal(0.0, walker.noise, size=heading.shape), -1.0, 1.0)
         next_observation, _, terminated, truncated, info = env.step(action)
         done = terminated or truncated
         if info["success"] and spec.kind == "navigate":
@@ -78,14 +91,14 @@ def run_episode(env, spec: DatasetSpec, subgoals: Subgoals, vertex: list, rng: n
     return {key: np.array(values, dtype=file_dtype(key)) for key, values in rows.items()}
 
 
-def collect(spec: DatasetSpec, episodes: int, seed: int, progress: bool = True) -> list[dict[str, np.ndarray]]:
+def collect(spec: DatasetSpec, walker: Walker, episodes: int, seed: int, progress: bool = True) -> list[dict[str, np.ndarray]]:
     """`episodes` episodes of the recipe, seeded by `seed` alone."""
     env = make_collection_env(spec)
     rng = np.random.default_rng(seed)
     with numpy_global_seed(seed):
         env.reset(seed=seed)  # seeds the env's own generator (the start velocity of reset_model)
         subgoals, vertex = Subgoals(env.unwrapped), vertex_cells(env.unwrapped.maze_map)
-        runs = [run_episode(env, spec, subgoals, vertex, rng)
+        runs = [run_episode(env, spec, walker, subgoals, vertex, rng)
                 for _ in tqdm(range(episodes), unit="episode", desc=f"{spec.name} data", disable=not progress)]
     env.close()
     return runs
@@ -103,7 +116,8 @@ def default_path(name: str, episodes: int, seed: int) -> Path:
 
 
 def generate(
-    name: str, episodes: int | None = None, seed: int = DEFAULT_SEED, out: str | Path | None = None, progress: bool = True
+    name: str, walker: Walker, episodes: int | None = None, seed: int = DEFAULT_SEED, out: str | Path | None = None,
+    progress: bool = True,
 ) -> dict[str, object]:
     """Collect the training and validation episodes, write NAME.npz and NAME-val.npz, say what was written."""
     spec = dataset_spec(name)
@@ -119,7 +133,7 @@ def generate(
     for file in (path, val_path(path)):
         check_writable(file)  # fail before the run, not after it
     start = time.perf_counter()
-    runs = collect(spec, episodes + episodes // VAL_FRACTION, seed, progress)
+    runs = collect(spec, walker, episodes + episodes // VAL_FRACTION, seed, progress)
     train, val = concatenate(runs[:episodes], runs[0]), concatenate(runs[episodes:], runs[0])
     write_npz(path, train)
     write_npz(val_path(path), val)

@@ -150,16 +150,17 @@ def train_expert(make_env: Callable[[], gym.Env], out: str | Path, recipe: SacRe
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)  # SB3's small networks run fastest on one thread; the other core stays free
     env = make_env()
-    recorded = out / "recipe.json"
+    recorded, wanted = out / "recipe.json", {**asdict(recipe), "hidden": list(recipe.hidden), "seed": seed}
     if (out / MODEL_FILE).exists():
-        if json.loads(recorded.read_text()) != {**asdict(recipe), "hidden": list(recipe.hidden), "seed": seed}:
+        done = json.loads(recorded.read_text())
+        if {**done, "steps": None} != {**wanted, "steps": None}:
             raise DfplannerError(f"{out} holds an expert trained with another recipe ({recorded}); choose another folder")
         model = sb3.SAC.load(out / MODEL_FILE, env=env, device="cpu")
         model.load_replay_buffer(out / BUFFER_FILE)
     else:
         np.random.seed(seed)  # OGBench's wrappers draw their directions from the global generator
         model = _new_model(env, recipe, seed)
-        recorded.write_text(json.dumps({**asdict(recipe), "hidden": list(recipe.hidden), "seed": seed}) + "\n")
+    recorded.write_text(json.dumps(wanted) + "\n")  # a larger `steps` extends the run
     start = time.perf_counter()
     with tqdm(total=recipe.steps, initial=model.num_timesteps, unit="step", desc="SAC expert", disable=not progress) as bar:
         while model.num_timesteps < recipe.steps:
