@@ -112,7 +112,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
         plot_run(args.plot, task, policy, {**result, "trajectories": trajectories})
         print(f"wrote {args.plot}")
     if args.video:
-        print(f"wrote the episodes of the first environment to {args.video}")
+        from dfplanner.evaluation.video import videos_in
+
+        videos = videos_in(args.video, task)
+        if not videos:
+            raise DfplannerError(f"--video {args.video}: no episode was recorded")
+        print(f"wrote {len(videos)} episodes of the first environment to {args.video} ({videos[0].name}, ...)")
 
 
 def _check_policy_flags(args: argparse.Namespace) -> None:
@@ -148,17 +153,23 @@ def cmd_plan(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
+    from dfplanner.training.runs import owned_by_this_process, removed_on_failure
     from dfplanner.utils.device import resolve_device
-    from dfplanner.evaluation.rollout import training_evaluation
-    from dfplanner.training.runs import removed_on_failure
-    from dfplanner.training.trainer import Trainer, process_group
 
     _check_train_counts(args)
     resolve_device(args.device)  # an unusable device fails here, before any work
     out = _train_folder(args)
-    record, dataset = _resumed_run(args, out) if args.resume else _new_run(args, out)
-    torch.set_num_threads(record.threads)
-    with removed_on_failure(out), process_group(args.device):
+    with removed_on_failure(out), owned_by_this_process(out):
+        record, dataset = _resumed_run(args, out) if args.resume else _new_run(args, out)
+        torch.set_num_threads(record.threads)
+        _train(args, out, record, dataset)
+
+
+def _train(args: argparse.Namespace, out: Path, record: RunRecord, dataset: OfflineDataset) -> None:
+    from dfplanner.evaluation.rollout import training_evaluation
+    from dfplanner.training.trainer import Trainer, process_group
+
+    with process_group(args.device):
         trainer = Trainer(dataset, record.config, out, env_id=record.env_id, device=args.device)
         say = print if trainer.is_main else (lambda *_: None)  # under torchrun, rank 0 speaks for all
         if args.resume and trainer.resume():

@@ -49,11 +49,18 @@ def test_version_and_defaults_in_help(capsys):
     assert "(default: 20)" in help_text and "(default: maze2d-large)" in help_text and "(default: None)" not in help_text
 
 
-def test_eval_video_records_the_first_environment(tmp_path):
+@pytest.mark.parametrize("policy", ["oracle", "random", "planner"])
+@pytest.mark.parametrize("batch_size", ["1", "2"])
+def test_eval_video_records_the_first_environment(tmp_path, policy, batch_size):
+    """Every policy's episodes are recorded (the planner and random policies once probed the env first,
+    which used up the recorder and left the folder empty)."""
     import imageio.v3 as iio
 
     folder = tmp_path / "video"
-    assert main(["eval", "--env", "maze2d-umaze", "--policy", "oracle", "--episodes", "2", "--batch-size", "1", "--video", str(folder)]) == 0
+    assert main(["eval", "--env", "maze2d-umaze", "--policy", policy, "--episodes", "2", "--batch-size", batch_size, "--video", str(folder)]) == 0
+    if batch_size == "2":  # the first environment runs episode 0 only
+        assert sorted(p.name for p in folder.iterdir()) == ["maze2d-umaze-v1-episode-0.mp4"]
+        return
     videos = sorted(p.name for p in folder.iterdir())
     assert videos == ["maze2d-umaze-v1-episode-0.mp4", "maze2d-umaze-v1-episode-1.mp4"]
     frames = iio.imread(folder / videos[0])

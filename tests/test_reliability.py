@@ -236,3 +236,23 @@ def test_the_planner_never_sends_nan_or_inf_to_the_environment(point_model, brok
     assert np.isfinite(np.array(sent)).all()
     if broken == "cost":
         assert len(sent) > 0  # it failed mid-episode, after finite actions
+
+
+def test_a_run_folder_belongs_to_one_process(reference, tmp_path, capsys):
+    """A second `dfplan train --out SAME` while the first runs is refused and leaves the first's files
+    alone; a lock left by a process that is gone (a kill -9) is taken over."""
+    _, args = reference
+    run = tmp_path / "run"
+    first = start_training(args(run, save_every=5))
+    try:
+        wait_for(lambda: (run / "run.lock").exists() and saved_step(run) > 0)
+        record = (run / "run.json").read_bytes()
+        assert main(args(run)) == 2 and main(["train", "--out", str(run), "--resume"]) == 2
+        assert f"is in use by another dfplan train (pid {first.pid})" in capsys.readouterr().err
+        assert (run / "run.json").read_bytes() == record
+    finally:
+        first.kill()
+        first.wait()
+    assert (run / "run.lock").read_text().strip() == str(first.pid)  # killed: its lock stays behind
+    assert main(["train", "--out", str(run), "--resume"]) == 0 and not (run / "run.lock").exists()
+    assert_same_run(run, reference[0])

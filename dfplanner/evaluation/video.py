@@ -29,6 +29,7 @@ def recording(task: EvalTask, folder: str | Path) -> EvalTask:
     except OSError as error:
         raise DfplannerError(f"cannot create video folder {folder}: {error.strerror}") from None
     check_writable(folder / f"{task.name}-episode-0.mp4")
+    spaces = task.spaces  # probed on a plain env, so that the recorder is the first env the evaluation makes
     recorders: list[gym.Env] = []
 
     def make_env() -> gym.Env:
@@ -41,4 +42,11 @@ def recording(task: EvalTask, folder: str | Path) -> EvalTask:
                                                       name_prefix=task.name, disable_logger=True))
         return recorders[0]
 
-    return dataclasses.replace(task, make_env=make_env)
+    recorded = dataclasses.replace(task, make_env=make_env)
+    recorded.__dict__["spaces"] = spaces  # the cached_property's value: nothing asks make_env for a probe
+    return recorded
+
+
+def videos_in(folder: str | Path, task: EvalTask) -> list[Path]:
+    """The MP4s a recording of `task` wrote into `folder`."""
+    return sorted(Path(folder).expanduser().glob(f"{task.name}-episode-*.mp4"))

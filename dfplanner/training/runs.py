@@ -4,6 +4,7 @@ given with it that says otherwise is refused rather than silently changing the r
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +60,49 @@ def dataset_source(source: str | Path) -> str:
     """A dataset source as recorded: existing paths made absolute, anything else (minari:ID, a maze name) as given."""
     path = Path(source).expanduser()
     return str(path.resolve()) if path.exists() else str(source)
+
+
+LOCK_FILE = "run.lock"  # holds the pid of the process that owns the run folder
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+@contextmanager
+def owned_by_this_process(folder: Path) -> Iterator[None]:
+    """The run folder is this process's while the block runs: a second `dfplan train` on it is refused
+    instead of mixing its files with this one's. A lock left by a process that is gone (a crash, a
+    kill -9) is recognised by its pid and taken over. Under torchrun only rank 0 takes it."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_FILE
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            text = lock.read_text().strip() if lock.exists() else ""
+            owner = int(text) if text.isdigit() else None
+            if owner is not None and owner != os.getpid() and _process_alive(owner):
+                raise DfplannerError(f"{folder} is in use by another dfplan train (pid {owner}); wait for it to finish or choose "
+                                     f"another --out (if that process is not a dfplan train of this folder, delete {lock})") from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 @contextmanager
