@@ -31,7 +31,7 @@ def failures(env: str, multi_goal: bool, episodes: int, seed: int) -> dict:
     env_id = resolve_env_id(env)
     steps = MAZES[env_id].max_episode_steps
     planner = load_planner(shipped_checkpoint(env_id), env_id, device="cpu", seed=seed, episode_steps=steps)
-    result = evaluate(env, planner, episodes, seed=seed, multi_goal=multi_goal, batch_size=episodes, progress=False, keep_trajectories=True)
+    result = evaluate(env, planner, episodes, seed=seed, multi_goal=multi_goal, batch_size=episodes, progress=False, trajectories=episodes)
     ends, still = collections.Counter(), 0
     for episode, xy in zip(result["per_episode"], result["trajectories"]):
         if episode["success"]:

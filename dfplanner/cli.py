@@ -80,23 +80,23 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from dfplanner.utils.atomic import atomic_output, check_writable
     from dfplanner.evaluation.rollout import eval_task, evaluate
 
-    if args.episodes <= 0:
-        raise DfplannerError(f"--episodes must be positive, got {args.episodes}")
     _check_policy_flags(args)
     for path in (args.json, args.plot):
         if path:
             check_writable(path)  # before the run, not after it
     task = eval_task(args.env, args.multi_goal, args.task)
+    trajectories = 0
     if args.plot:
-        from dfplanner.evaluation.plotting import layout_of
+        from dfplanner.evaluation.plotting import PLOTTED_EPISODES, layout_of
 
         layout_of(task)  # a task without a maze to draw fails here, before the run
+        trajectories = PLOTTED_EPISODES
     if args.video:
         from dfplanner.evaluation.video import recording
 
         task = recording(task, args.video)
     policy = POLICIES[args.policy](args, task)
-    result = evaluate(task, policy, args.episodes, seed=args.seed, batch_size=args.batch_size, keep_trajectories=bool(args.plot))
+    result = evaluate(task, policy, args.episodes, seed=args.seed, batch_size=args.batch_size, trajectories=trajectories)
     trajectories = result.pop("trajectories", None)
     if args.policy == "planner":
         result["planner"] = {"checkpoint": str(args.checkpoint or "shipped"), "preset": args.preset,
@@ -156,7 +156,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     from dfplanner.training.runs import owned_by_this_process, removed_on_failure
     from dfplanner.utils.device import resolve_device
 
-    _check_train_counts(args)
     resolve_device(args.device)  # an unusable device fails here, before any work
     out = _train_folder(args)
     with removed_on_failure(out), owned_by_this_process(out):
@@ -195,15 +194,6 @@ DEFAULT_DATA_SEED = 0  # `dfplan train` without --dataset makes the default file
 TRAIN_OVERRIDES = ("steps", "batch_size", "save_every")  # flags that override [training] keys
 NO_DATA = "give --env (an env whose data dfplan makes, e.g. maze2d-large) or --dataset (e.g. minari:ID, ogbench:NAME, FILE.npz), or both"
 DEFAULT_EVAL_EPISODES = 4
-
-
-def _check_train_counts(args: argparse.Namespace) -> None:
-    for dest in (*TRAIN_OVERRIDES, "threads", "eval_episodes"):
-        value = getattr(args, dest)
-        if value is not None and value <= 0:
-            raise DfplannerError(f"--{dest.replace('_', '-')} must be positive, got {value}")
-    if args.eval_every is not None and args.eval_every < 0:
-        raise DfplannerError(f"--eval-every must be 0 (off) or positive, got {args.eval_every}")
 
 
 def _train_folder(args: argparse.Namespace) -> Path:
@@ -424,10 +414,36 @@ class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """The parser of `dfplan` and, through add_subparsers, of each of its commands."""
+    """The parser of `dfplan` and, through add_subparsers, of each of its commands; a bad flag is one
+    line and exit code 2, as every other user error."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, formatter_class=_DefaultsShown, **kwargs)
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("dfplan").strip()
+        raise DfplannerError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
+
+
+SEEDS = (0, 2**32 - 1)  # numpy's and torch's seed range
+MAX_EPISODES = 100_000  # per evaluation: every per-episode record is kept
+MAX_BATCH = 4096  # environments stepped in lockstep
+MAX_TRAIN_STEPS = 10**9
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], or a one-line error naming the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high:,}, got {value}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -445,9 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True)
     generate = data_commands.add_parser("generate", help="make a dataset by an env family's recipe (D4RL's for maze2d, OGBench's for its mazes)")
     generate.add_argument("--env", required=True, help=f"the dataset's env or name: {envs}")
-    generate.add_argument("--steps", type=int, default=None, help="maze2d; default: D4RL's size (1M / 2M / 4M)")
-    generate.add_argument("--episodes", type=int, default=None, help="OGBench; default: its recipe (navigate 1000, giant 500, stitch 5000)")
-    generate.add_argument("--seed", type=int, default=0, help="seeds the expert's starts, targets and action noise")
+    generate.add_argument("--steps", type=int_in(1, 10**8), default=None, help="maze2d; default: D4RL's size (1M / 2M / 4M)")
+    generate.add_argument("--episodes", type=int_in(1, 10**6), default=None, help="OGBench; default: its recipe (navigate 1000, giant 500, stitch 5000)")
+    generate.add_argument("--seed", type=int_in(*SEEDS), default=0, help="seeds the expert's starts, targets and action noise")
     generate.add_argument("--out", default=None, help="hdf5 path (maze2d; default: in $DFPLANNER_DATA or ~/.cache/dfplanner) "
                           "or npz path (OGBench; default: in $OGBENCH_DATA or ~/.ogbench/data)")
     generate.add_argument("--minari", default=None, metavar="ID", help="also write a Minari dataset with this id")
@@ -455,13 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a policy on an env family's protocol (D4RL's for maze2d, OGBench's for its mazes)")
     evaluate.add_argument("--env", default=DEFAULT_EVAL_ENV, help=f"the env, or the dataset whose env and checkpoint to use: {envs}")
-    evaluate.add_argument("--task", type=int, default=None, metavar="K", help="OGBench: only evaluation task K (1..5); default: all 5 in turn")
+    evaluate.add_argument("--task", type=int_in(1, 100), default=None, metavar="K", help="OGBench: only evaluation task K (1..5); default: all 5 in turn")
     evaluate.add_argument("--policy", choices=sorted(POLICIES), default=DEFAULT_POLICY,
                           help="the Diffusion Forcing planner, the scripted shortest-path oracle or uniform random actions")
-    evaluate.add_argument("--episodes", type=int, default=20, help="episodes to run")
-    evaluate.add_argument("--seed", type=int, default=0, help="seeds each episode's start (and target with --multi-goal)")
+    evaluate.add_argument("--episodes", type=int_in(1, MAX_EPISODES), default=20, help="episodes to run")
+    evaluate.add_argument("--seed", type=int_in(*SEEDS), default=0, help="seeds each episode's start (and target with --multi-goal)")
     evaluate.add_argument("--multi-goal", action="store_true", help="random target per episode (Diffuser's Multi2D)")
-    evaluate.add_argument("--batch-size", type=int, default=50, help="environments run in lockstep")
+    evaluate.add_argument("--batch-size", type=int_in(1, MAX_BATCH), default=50, help="environments run in lockstep")
     evaluate.add_argument("--json", default=None, metavar="PATH", help="write the full result as JSON")
     evaluate.add_argument("--plot", default=None, metavar="PNG", help="draw the episodes (the last 16 at most) and their last plans")
     evaluate.add_argument("--video", default=None, metavar="DIR",
@@ -472,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="animate one plan being denoised under the scheduling matrix")
     plan.add_argument("--env", default=DEFAULT_EVAL_ENV, help="an env with a maze to draw (maze2d, OGBench mazes)")
     plan.add_argument("--out", required=True, metavar="GIF|PNG", help="an animated .gif, or a .png of a few rows")
-    plan.add_argument("--seed", type=int, default=0, help="the episode's start (and target with --multi-goal)")
+    plan.add_argument("--seed", type=int_in(*SEEDS), default=0, help="the episode's start (and target with --multi-goal)")
     plan.add_argument("--multi-goal", action="store_true", help="a random target")
     plan.add_argument("--fps", type=float, default=5.0, help="GIF frames (sampling rows) per second")
     _add_planner_arguments(plan, preset="picture")  # `--preset shipped`: the acting planner's own settings
@@ -495,17 +511,17 @@ def _add_train_command(commands, envs: str) -> None:
                        "or d4rl:ENV where d4rl imports (default: the env's own dataset, made by its recipe if missing)")
     train.add_argument("--out", default=None, help="run folder (default: runs/ENV, or runs/DATASET without --env)")
     train.add_argument("--config", default=None, help="TOML file overriding the environment's tuned config (docs/config.md)")
-    train.add_argument("--steps", type=int, default=None, help="default: the config's [training] steps")
-    train.add_argument("--batch-size", type=int, default=None, help="default: the config's [training] batch_size")
-    train.add_argument("--save-every", type=int, default=None, help="default: the config's [training] save_every")
+    train.add_argument("--steps", type=int_in(1, MAX_TRAIN_STEPS), default=None, help="default: the config's [training] steps")
+    train.add_argument("--batch-size", type=int_in(1, 65536), default=None, help="default: the config's [training] batch_size")
+    train.add_argument("--save-every", type=int_in(1, MAX_TRAIN_STEPS), default=None, help="default: the config's [training] save_every")
     train.add_argument("--device", default=DEFAULT_DEVICE, help="auto, cpu or cuda")
-    train.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    train.add_argument("--threads", type=int_in(1, 1024), default=None, help="CPU threads for torch (default: torch's choice)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out exactly as it was started (every other flag may be left out; "
                             "a larger --steps extends it)")
-    train.add_argument("--eval-every", type=int, default=None, metavar="N",
+    train.add_argument("--eval-every", type=int_in(0, MAX_TRAIN_STEPS), default=None, metavar="N",
                        help="evaluate the EMA planner every N steps for TensorBoard (default: 0, off: it costs CPU time)")
-    train.add_argument("--eval-episodes", type=int, default=None, help=f"default: {DEFAULT_EVAL_EPISODES}")
+    train.add_argument("--eval-episodes", type=int_in(1, 1000), default=None, help=f"default: {DEFAULT_EVAL_EPISODES}")
     train.set_defaults(func=cmd_train)
 
 
@@ -515,9 +531,9 @@ def _add_expert_command(commands) -> None:
     train = expert_commands.add_parser("train", help="train (or resume) an expert; needs the [expert] extra")
     train.add_argument("--env", required=True, help="the expert: ant (OGBench's AntMaze walker)")
     train.add_argument("--out", default=None, help="run folder (default: runs/experts/ENV); an interrupted run resumes from it")
-    train.add_argument("--steps", type=int, default=None, help="env steps (default: OGBench's 400,000)")
-    train.add_argument("--save-every", type=int, default=None, help="env steps between resumable saves (default: 20,000)")
-    train.add_argument("--seed", type=int, default=0, help="seeds SAC and the directions")
+    train.add_argument("--steps", type=int_in(1, 10**8), default=None, help="env steps (default: OGBench's 400,000)")
+    train.add_argument("--save-every", type=int_in(1, 10**8), default=None, help="env steps between resumable saves (default: 20,000)")
+    train.add_argument("--seed", type=int_in(*SEEDS), default=0, help="seeds SAC and the directions")
     train.set_defaults(func=cmd_expert_train)
 
 
@@ -543,7 +559,7 @@ def planner_flags() -> dict:
 
 def _add_planner_arguments(command: argparse.ArgumentParser, preset: str | None = None) -> None:
     """The checkpoint, the device, a preset (default `preset`) and one flag per planner setting."""
-    from dfplanner.planning.settings import preset_names
+    from dfplanner.planning.settings import INT_RANGES, preset_names
 
     command.add_argument("--checkpoint", default=None, help="planner checkpoint (default: the shipped one)")
     command.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -557,13 +573,13 @@ def _add_planner_arguments(command: argparse.ArgumentParser, preset: str | None 
         elif isinstance(default, tuple):
             planner.add_argument(flag, type=type(default[0]), nargs=len(default), default=None, help=field.metadata["help"])
         else:
-            kind = int if name == "replan_every" else type(default)
+            kind = int_in(*INT_RANGES[name]) if name in INT_RANGES else type(default)
             planner.add_argument(flag, type=kind, choices=field.metadata["choices"], default=None, help=field.metadata["help"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         args.func(args)
     except DfplannerError as error:
         message = " ".join(str(error).split("\n"))  # one line, even if a library's message had several

@@ -44,7 +44,7 @@ def test_episodes_do_not_depend_on_batch_size():
 
 
 def test_random_policy_scores_near_zero_and_trajectories_are_kept():
-    result = evaluate("maze2d-large", RandomPolicy(gymnasium.spaces.Box(-1.0, 1.0, (2,)), 0), episodes=3, progress=False, keep_trajectories=True)
+    result = evaluate("maze2d-large", RandomPolicy(gymnasium.spaces.Box(-1.0, 1.0, (2,)), 0), episodes=3, progress=False, trajectories=3)
     assert result["normalized_score_mean"] < 10
     xy = result["trajectories"]
     assert xy.shape == (3, 801, 2)

@@ -82,13 +82,19 @@ def _options(task: EvalTask, episode: int) -> dict | None:
 class _Tally:
     """Per-episode outcomes of a run, filled batch by batch."""
 
-    def __init__(self, episodes: int, steps: int, keep_trajectories: bool):
+    def __init__(self, episodes: int, steps: int, trajectories: int):
         self.returns = np.zeros(episodes)
         self.first_reach = np.full(episodes, steps)
         self.success = np.zeros(episodes, dtype=bool)
         self.starts = np.empty((episodes, 2))
         self.targets = np.empty((episodes, 2))
-        self.xy = np.empty((episodes, steps + 1, 2), dtype=np.float32) if keep_trajectories else None
+        self.first_kept = episodes - min(trajectories, episodes)  # the xy paths of the last episodes only
+        self.xy = np.empty((episodes - self.first_kept, steps + 1, 2), dtype=np.float32) if trajectories else None
+
+    def keep_xy(self, index: np.ndarray, t: int, observations: np.ndarray) -> None:
+        if self.xy is not None:
+            kept = index >= self.first_kept
+            self.xy[index[kept] - self.first_kept, t] = observations[kept, :2]
 
 
 def _run_batch(task: EvalTask, policy: Policy, envs: list[gym.Env], index: np.ndarray, seed: int, tally: _Tally, bar) -> float:
@@ -98,8 +104,7 @@ def _run_batch(task: EvalTask, policy: Policy, envs: list[gym.Env], index: np.nd
     if task.has_goal:
         tally.targets[index] = [info["target"] for _, info in resets]
         tally.starts[index] = observations[:, :2]
-    if tally.xy is not None:
-        tally.xy[index, 0] = observations[:, :2]
+    tally.keep_xy(index, 0, observations)
     running = np.ones(len(envs), dtype=bool)  # False once an env has terminated
     tick = time.perf_counter()
     policy.reset(observations.copy(), tally.targets[index].copy() if task.has_goal else None)
@@ -115,8 +120,7 @@ def _run_batch(task: EvalTask, policy: Policy, envs: list[gym.Env], index: np.nd
             running[j] = not (terminated or truncated)
             if info.get("success", False) and not tally.success[index[j]]:
                 tally.success[index[j]], tally.first_reach[index[j]] = True, t + 1
-        if tally.xy is not None:
-            tally.xy[index, t + 1] = observations[:, :2]
+        tally.keep_xy(index, t + 1, observations)
         bar.update(len(envs))
     return policy_time
 
@@ -129,19 +133,20 @@ def evaluate(
     multi_goal: bool = False,
     batch_size: int = 50,
     progress: bool = True,
-    keep_trajectories: bool = False,
+    trajectories: int = 0,
 ) -> dict[str, Any]:
     """Run `episodes` episodes of `policy` and summarize them in a JSON-able dict.
 
-    With ``keep_trajectories`` the dict also holds ``trajectories``: a float32 numpy array
-    (episodes, steps + 1, 2) of the executed xy positions (the one key that is not JSON-able).
+    With ``trajectories`` = N > 0 the dict also holds ``trajectories``: a float32 numpy array
+    (min(N, episodes), steps + 1, 2) of the executed xy positions of the last N episodes (the one key
+    that is not JSON-able; only those are kept, so memory does not grow with the episode count).
     ``decisions_per_second`` counts one decision per env step per episode, timed inside the policy only.
     """
     task = env if isinstance(env, EvalTask) else eval_task(env, multi_goal)
     for name, value, low in (("episodes", episodes, 1), ("batch size", batch_size, 1), ("seed", seed, 0)):
         if value < low:
             raise DfplannerError(f"{name} must be >= {low}, got {value}")
-    tally = _Tally(episodes, task.steps, keep_trajectories)
+    tally = _Tally(episodes, task.steps, trajectories)
     envs = [task.make_env() for _ in range(min(batch_size, episodes))]
     policy_time, wall_start = 0.0, time.perf_counter()
     with tqdm(total=episodes * task.steps, unit="step", desc=f"{task.name} {policy.name}", disable=not progress) as bar:
@@ -208,7 +213,7 @@ def training_evaluation(env_id: str, episodes: int, device: str) -> Callable:
 
     def run(trained) -> dict:
         planner = load_planner(trained, task.env_id, task.obs_dim, device=device, episode_steps=task.steps)
-        result = evaluate(task, planner, episodes, seed=0, batch_size=episodes, progress=False, keep_trajectories=True)
+        result = evaluate(task, planner, episodes, seed=0, batch_size=episodes, progress=False, trajectories=episodes)
         scalars = {"normalized_score": result["normalized_score_mean"], "success_rate": result["success_rate"],
                    "return": result["return_mean"]}
         out = {name: value for name, value in scalars.items() if value is not None}

@@ -44,6 +44,11 @@ PD_GAINS = (12.5, 1.2)
 # Settings keys of earlier dfplanner versions, still read from old checkpoints.
 RENAMED = {"steps": "sampling_steps", "guidance_gradient": "guidance"}
 PRESET_DIR = Path(str(resources.files("dfplanner.planning") / "presets"))
+# The integer settings' ranges. The upper ends bound the work and memory one decision may take (the
+# batch times candidates times MCG samples are sampled at once; a horizon is cut at the episode's end).
+INT_RANGES = {"horizon": (1, 10_000), "sampling_steps": (1, 1000), "replan_every": (1, 100_000), "context_tokens": (0, 1000),
+              "episode_steps": (1, 10**7), "mcg_samples": (1, 64), "candidates": (1, 64), "stabilization_level": (0, 100_000),
+              "route_lookahead": (0, 100_000), "track_ahead": (0, 10_000)}
 
 
 def _setting(default, help: str, choices: tuple | None = None, flag: bool = True):
@@ -92,14 +97,12 @@ class PlannerSettings:
             raise DfplannerError(f"schedule must be a name ({', '.join(SCHEDULES)}) or a matrix, got {self.schedule!r}")
 
     def _check_numbers(self) -> None:
-        minimum = {"horizon": 1, "sampling_steps": 1, "replan_every": 1, "context_tokens": 0, "episode_steps": 1,
-                   "mcg_samples": 1, "candidates": 1, "stabilization_level": 0, "route_lookahead": 0, "track_ahead": 0}
-        for name, low in minimum.items():
+        for name, (low, high) in INT_RANGES.items():
             value = getattr(self, name)
             if value is None and name in ("replan_every", "episode_steps"):
                 continue
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-                raise DfplannerError(f"{name} must be an integer >= {low}, got {value!r}")
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= high:
+                raise DfplannerError(f"{name} must be an integer in {low}..{high:,}, got {value!r}")
         for name, low, high in (("uncertainty", 0, math.inf), ("guidance_scale", 0, math.inf), ("plan_pull", 0, math.inf), ("eta", 0, 1), ("hold_radius", 0, math.inf)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high or not math.isfinite(value):

@@ -48,11 +48,20 @@ class Range:
 
 
 POSITIVE = Range("> 0", lambda v: v > 0)
-AT_LEAST_ONE = Range(">= 1", lambda v: v >= 1)
 NON_NEGATIVE = Range(">= 0", lambda v: v >= 0)
 FRACTION = Range("0 to 1", lambda v: 0 <= v <= 1)
 DECAY = Range("0 to 1, 1 excluded", lambda v: 0 <= v < 1)
 ANY = Range("true or false", lambda v: True)
+
+
+def between(low: int, high: int) -> Range:
+    """An integer range, both ends included: every size a config sets has an upper bound, so that a typo
+    (hidden = 100000000) is an error, not an allocation of many GiB."""
+    return Range(f"{low} to {high:,}", lambda v: low <= v <= high)
+
+
+MAX_STEPS = 10**9  # optimizer steps, warmup, save and log intervals
+SEED_RANGE = between(0, 2**32 - 1)  # numpy's and torch's seed range
 
 
 def one_of(choices: tuple[str, ...]) -> Range:
@@ -98,36 +107,36 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "cross_episodes": Key(bool, False, ANY, "training windows may span episode boundaries (only where the data is one continuous run, as D4RL maze2d is)"),
     },
     "tokens": {
-        "frame_stack": Key(int, 10, AT_LEAST_ONE, "env steps stacked into one token"),
+        "frame_stack": Key(int, 10, between(1, 1000), "env steps stacked into one token"),
         "channels": Key(list, ["action", "observation"], subset_of(CHANNELS), "what a token holds"),
         "observation_deltas": Key(bool, True, ANY, "tokens hold o[t+1] - o[t] instead of o[t+1]"),
-        "window": Key(int, 24, AT_LEAST_ONE, "tokens per training window"),
+        "window": Key(int, 24, between(1, 4096), "tokens per training window"),
     },
     "model": {
         "type": Key(str, "recurrent", one_of(MODEL_TYPES), "the denoiser: the paper's GRU or a causal transformer"),
-        "hidden": Key(int, 256, AT_LEAST_ONE, "hidden width"),
-        "layers": Key(int, 1, AT_LEAST_ONE, "GRU or transformer layers"),
-        "heads": Key(int, None, AT_LEAST_ONE, "attention heads, a divisor of hidden (transformer only; class default 4)"),
-        "max_tokens": Key(int, None, AT_LEAST_ONE, "longest token context (transformer only; class default 128)"),
+        "hidden": Key(int, 256, between(1, 4096), "hidden width"),
+        "layers": Key(int, 1, between(1, 64), "GRU or transformer layers"),
+        "heads": Key(int, None, between(1, 256), "attention heads, a divisor of hidden (transformer only; class default 4)"),
+        "max_tokens": Key(int, None, between(1, 65536), "longest token context (transformer only; class default 128)"),
     },
     "diffusion": {
-        "num_levels": Key(int, 1000, AT_LEAST_ONE, "noise levels K"),
+        "num_levels": Key(int, 1000, between(1, 100_000), "noise levels K"),
         "betas": Key(str, "linear", one_of(BETA_SCHEDULES), "noise schedule"),
         "prediction": Key(str, "x0", one_of(PREDICTIONS), "what the network predicts"),
     },
     "training": {
-        "steps": Key(int, 10_000, AT_LEAST_ONE, "optimizer steps of the run (`--steps`)"),
-        "batch_size": Key(int, 128, AT_LEAST_ONE, "windows per step and process (`--batch-size`)"),
+        "steps": Key(int, 10_000, between(1, MAX_STEPS), "optimizer steps of the run (`--steps`)"),
+        "batch_size": Key(int, 128, between(1, 65536), "windows per step and process (`--batch-size`)"),
         "lr": Key(float, 1e-3, POSITIVE, "peak AdamW learning rate"),
         "min_lr_ratio": Key(float, 0.1, FRACTION, "cosine decay ends at lr * min_lr_ratio"),
         "weight_decay": Key(float, 1e-4, NON_NEGATIVE, "AdamW weight decay"),
-        "warmup": Key(int, 200, NON_NEGATIVE, "steps of linear learning-rate warmup"),
+        "warmup": Key(int, 200, between(0, MAX_STEPS), "steps of linear learning-rate warmup"),
         "ema_decay": Key(float, 0.999, DECAY, "decay of the weights' exponential moving average (what eval loads)"),
         "grad_clip": Key(float, 1.0, POSITIVE, "gradient norm clip"),
         "loss_weighting": Key(str, "uniform", one_of(LOSS_WEIGHTINGS), "per-token loss weight"),
-        "save_every": Key(int, 500, AT_LEAST_ONE, "steps between checkpoints (`--save-every`)"),
-        "log_every": Key(int, 50, AT_LEAST_ONE, "steps between TensorBoard scalars"),
-        "seed": Key(int, 0, NON_NEGATIVE, "seeds the initial weights, data order and noise"),
+        "save_every": Key(int, 500, between(1, MAX_STEPS), "steps between checkpoints (`--save-every`)"),
+        "log_every": Key(int, 50, between(1, MAX_STEPS), "steps between TensorBoard scalars"),
+        "seed": Key(int, 0, SEED_RANGE, "seeds the initial weights, data order and noise"),
     },
 }
 

@@ -84,7 +84,10 @@ def owned_by_this_process(folder: Path) -> Iterator[None]:
         yield
         return
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DfplannerError(f"cannot create run folder {folder}: {error.strerror}") from None
     lock = folder / LOCK_FILE
     while True:
         try:
