@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import warnings
 from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -37,9 +38,12 @@ def _random(args: argparse.Namespace, task: EvalTask) -> Policy:
 def _planner(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
 
+    if args.checkpoint is not None and not args.checkpoint.strip():
+        raise DfplannerError("--checkpoint is empty; give a checkpoint path, or leave the flag out for the shipped one")
     checkpoint = args.checkpoint or shipped_checkpoint(task.env_id)
     overrides = {name: getattr(args, name) for name in planner_flags()}
     return load_planner(checkpoint, task.env_id, task.obs_dim, device=args.device, seed=args.seed, preset=args.preset,
+                        allow_unverified=args.allow_unverified,
                         episode_steps=task.steps, **overrides)
 
 
@@ -81,6 +85,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from dfplanner.evaluation.rollout import eval_task, evaluate
 
     _check_policy_flags(args)
+    if args.plot and Path(args.plot).suffix.lower() != ".png":
+        raise DfplannerError(f"--plot {args.plot}: the picture is a PNG; use a .png file name")
     for path in (args.json, args.plot):
         if path:
             check_writable(path)  # before the run, not after it
@@ -126,6 +132,7 @@ def _check_policy_flags(args: argparse.Namespace) -> None:
         return
     given = [dest for dest in ("checkpoint", "preset", *planner_flags()) if getattr(args, dest) is not None]
     given += ["device"] if args.device != DEFAULT_DEVICE else []
+    given += ["allow_unverified"] if args.allow_unverified else []
     if given:
         flags = ", ".join(f"--{dest.replace('_', '-')}" for dest in given)
         raise DfplannerError(f"--policy {args.policy} does not use {flags}; drop them (they are for --policy planner)")
@@ -218,8 +225,8 @@ def _new_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, OfflineDat
     """What a new run trains on, checked completely before any data is generated or any step taken."""
     import torch
 
+    from dfplanner.envs import is_known, resolve_env
     from dfplanner.training.config import load_config
-    from dfplanner.envs import resolve_env
     from dfplanner.training.runs import RunRecord, dataset_source, holds_run
 
     if args.env is None and args.dataset is None:
@@ -229,9 +236,11 @@ def _new_run(args: argparse.Namespace, out: Path) -> tuple[RunRecord, OfflineDat
     env_id = resolve_env(args.env) if args.env else None
     load_config(_config_name(env_id), args.config)  # a bad config file stops here, before data is generated
     source, dataset = _train_dataset(args.dataset, env_id)
-    env_id = env_id or dataset.env_id or None  # None: an unknown env; package default config
-    if args.eval_every and env_id is None:
-        raise DfplannerError(f"--eval-every runs episodes of the data's env; {source} names none: pass --env")
+    env_id = env_id or dataset.env_id
+    if not is_known(env_id):
+        named = f"names {env_id!r}, which no env family here knows" if env_id else "names no env"
+        raise DfplannerError(f"{source} {named}: pass --env ENV, the env it was recorded in, so that its actions are checked "
+                             "against that env's action space and `dfplan eval` can plan with the checkpoint")
     config = load_config(_config_name(env_id), args.config)
     config["training"].update({key: getattr(args, key) for key in TRAIN_OVERRIDES if getattr(args, key) is not None})
     record = RunRecord(dataset_source(source), env_id, config, args.threads or torch.get_num_threads(),
@@ -563,6 +572,8 @@ def _add_planner_arguments(command: argparse.ArgumentParser, preset: str | None 
 
     command.add_argument("--checkpoint", default=None, help="planner checkpoint (default: the shipped one)")
     command.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    command.add_argument("--allow-unverified", action="store_true",
+                         help="load a checkpoint whose JSON records no sha256 of its weights (only a file you trust)")
     command.add_argument("--preset", choices=preset_names(), default=preset,
                          help="named planner settings (dfplanner/planning/presets), applied over the checkpoint's")
     planner = command.add_argument_group("planner settings (default: the checkpoint's, see dfplanner/planning/settings.py)")
@@ -577,7 +588,13 @@ def _add_planner_arguments(command: argparse.ArgumentParser, preset: str | None 
             planner.add_argument(flag, type=kind, choices=field.metadata["choices"], default=None, help=field.metadata["help"])
 
 
+def _note(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning, as the command line prints it: one line."""
+    print(f"dfplan: note: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.showwarning = _note
     try:
         args = build_parser().parse_args(argv)
         args.func(args)

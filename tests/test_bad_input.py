@@ -46,6 +46,18 @@ def shipped_copy(tmp_path, edit=lambda description: None):
     return tmp_path / "ckpt.json"
 
 
+def _npz(path, actions: float):
+    """A small OGBench-format file of 2-D points whose actions all equal `actions`."""
+    from dfplanner.data.ogbench_npz import write_npz
+
+    n = 400
+    terminals = np.zeros(n, bool)
+    terminals[199::200] = True
+    write_npz(path, {"observations": np.random.default_rng(0).normal(size=(n, 2)).astype(np.float32),
+                     "actions": np.full((n, 2), actions, np.float32), "terminals": terminals})
+    return path
+
+
 def _without_routes(tmp_path):
     json_path = shipped_copy(tmp_path)
     (tmp_path / "ckpt.routes.safetensors").unlink()
@@ -159,6 +171,16 @@ CASES = {
     "checkpoint weights for another model": (
         lambda t: evaluate(shipped_copy(t, lambda d: d["model"].update(hidden=128))),
         ["{tmp}/ckpt.safetensors", "weights do not match the model in ckpt.json"]),
+    "plot not a png": (lambda t: evaluate(None, "--plot", str(t / "x.txt")), ["--plot {tmp}/x.txt: the picture is a PNG"]),
+    "empty checkpoint": (lambda t: evaluate(None, "--checkpoint", ""), ["--checkpoint is empty"]),
+    "routes file as checkpoint": (lambda t: evaluate(routes_path(UMAZE)), ["is a checkpoint's routes file; pass the checkpoint itself (maze2d-umaze-v1.json)"]),
+    "data naming no env": (lambda t: ["train", "--dataset", _npz(t / "data.npz", actions=0.5), "--out", t / "run"],
+                           ["{tmp}/data.npz names no env: pass --env ENV, the env it was recorded in"]),
+    "actions outside the env's space": (lambda t: ["train", "--dataset", _npz(t / "data.npz", actions=5.0), "--out", t / "run",
+                                                   "--env", "pointmaze-medium-navigate-v0"],
+                                        ["key 'actions' has values outside [-1, 1]"]),
+    "weights digest deleted": (lambda t: evaluate(shipped_copy(t, lambda d: d.pop(DIGEST_KEY))),
+                               ["ckpt.json: records no sha256 of ckpt.safetensors", "--allow-unverified"]),
     "routes missing": (lambda t: evaluate(_without_routes(t)), ["ckpt.json: its routes file ckpt.routes.safetensors is missing"]),
     "routes replaced": (lambda t: evaluate(_routes_replaced(t)), ["ckpt.routes.safetensors: sha256 differs from the one recorded in ckpt.json"]),
     "invalid scheduling matrix": (
@@ -171,7 +193,7 @@ CASES = {
                                  ["argument --steps: must be in 1..100,000,000, got -5"]),
     "output folder missing": (lambda t: evaluate(None, "--json", str(t / "no" / "x.json")),
                               ["cannot write {tmp}/no/x.json", "folder {tmp}/no does not exist"]),
-    "output path is a folder": (lambda t: evaluate(None, "--plot", str(t)), ["cannot write {tmp}: it is a folder"]),
+    "output path is a folder": (lambda t: evaluate(None, "--json", str(t)), ["cannot write {tmp}: it is a folder"]),
     "run folder not creatable": (lambda t: train(write_hdf5(t / "ok.hdf5", d4rl_arrays()), a_file(t)),
                                  ["cannot create run folder {tmp}/a-file/run"]),
     "unknown Minari id": (lambda t: train("minari:nobody/nothing-v0", t),
@@ -299,6 +321,8 @@ def test_crafted_pickle_runs_no_code(case, crafted_pickle, tmp_path, capsys):
         del description[DIGEST_KEY]
         (tmp_path / "evil.json").write_text(json.dumps(description))
     args = evaluate(path) if command == "eval" else train(path, tmp_path)
+    if name == "evil.safetensors":  # trusted, so that the weights file is read (and refused for what it is)
+        args = [*args, "--allow-unverified"]
     assert main([str(a) for a in args]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"dfplan: error: {path}: {message}") and err.count("\n") == 1
@@ -335,3 +359,10 @@ def test_a_failed_training_leaves_no_run_folder(tmp_path, capsys):
     assert main(args) == 2
     assert "replan_every (3) must be a multiple" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_trusted_checkpoint_without_digest_loads_when_asked(tmp_path, capsys):
+    path = shipped_copy(tmp_path, lambda d: d.pop(DIGEST_KEY))
+    assert main([*evaluate(path), "--allow-unverified"]) == 0
+    assert main([*evaluate(None, "--horizon", "100"), "--episodes", "1"]) == 0
+    assert "dfplan: note: horizon 100 tokens is longer than an episode (30 tokens of 10 steps)" in capsys.readouterr().err

@@ -34,6 +34,15 @@ def test_plan_command_writes_the_picture(tmp_path, capsys, suffix):
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
 
 
+def test_plan_command_draws_ogbench_s_maze_in_its_frame(tmp_path):
+    """dfplan plan on an OGBench dataset's env (it failed after planning, drawing maze2d's frame)."""
+    out = tmp_path / "plan.png"
+    assert main(["plan", "--env", "pointmaze-medium-navigate-v0", "--out", str(out), "--device", "cpu"]) == 0
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+    assert main(["plan", "--env", "Pendulum-v1", "--out", str(tmp_path / "p.png")]) == 2  # no maze: refused before planning
+
+
 @pytest.mark.parametrize("args, message", [
     (["--out", "plan.mp4"], "use a .gif or .png file name"),
     (["--out", "/nonexistent-dir/plan.gif"], "folder /nonexistent-dir does not exist"),

@@ -143,3 +143,16 @@ def test_reset_without_arguments_starts_a_new_episode_at_the_next_call(umaze_pol
     umaze_policy.reset(goal=[1.0, 3.0])
     umaze_policy(obs)
     assert umaze_policy.planner.goal.tolist() == [[1.0, 3.0]] and umaze_policy.plan.start_step == 0
+
+
+@pytest.mark.parametrize("goal, message", [
+    (np.zeros(3), r"goal has shape \(3,\); expected \(2,\) or \(1, 2\)"),
+    (np.zeros((2, 2, 2)), r"goal has shape \(2, 2, 2\)"),
+    (np.array([np.nan, 1.0]), "goal contains NaN or inf"),
+    ("far away", "goal must be numbers"),
+])
+def test_a_goal_of_the_wrong_size_is_refused_at_reset(umaze_policy, goal, message):
+    """At reset, with a message about the goal itself (a 3-D goal on a 2-D maze failed one call later,
+    as a numpy broadcast error)."""
+    with pytest.raises(DfplannerError, match=message):
+        umaze_policy.reset(np.array([3.0, 1.0, 0.0, 0.0], np.float32), goal=goal)

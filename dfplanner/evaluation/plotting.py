@@ -33,7 +33,7 @@ def layout_of(task: EvalTask) -> MazeLayout:
     """The picture of an evaluation task's maze, or a user error for a family without one."""
     layout = task.family.layout(task.env_id)
     if layout is None:
-        raise DfplannerError(f"--plot draws mazes; {task.name} has none to draw")
+        raise DfplannerError(f"pictures (--plot, dfplan plan) are drawn over a maze; {task.name} has none to draw")
     return layout
 
 

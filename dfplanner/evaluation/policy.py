@@ -85,7 +85,7 @@ class PlannerPolicy:
         return positions[0] if self._single else positions
 
 
-def load_policy(name_or_path: str | Path, device: str = "auto", seed: int = 0, **overrides) -> PlannerPolicy:
+def load_policy(name_or_path: str | Path, device: str = "auto", seed: int = 0, allow_unverified: bool = False, **overrides) -> PlannerPolicy:
     """A policy from an env or dataset name with a shipped checkpoint ("maze2d-large",
     "pointmaze-giant-stitch-v0") or a checkpoint path. Keyword overrides change planner settings, as
     `dfplan eval` flags do."""
@@ -96,7 +96,7 @@ def load_policy(name_or_path: str | Path, device: str = "auto", seed: int = 0, *
         checkpoint = Path(name_or_path)
     else:
         raise DfplannerError(f"{name!r} is neither an env with a shipped checkpoint ({', '.join(shipped_names())}) nor a checkpoint path")
-    trained = load_trained_model(checkpoint)
+    trained = load_trained_model(checkpoint, allow_unverified=allow_unverified)
     env_id = trained.metadata.get("env_id")
     if not env_id or not is_known(env_id):
         return PlannerPolicy(load_planner(trained, device=device, seed=seed, **overrides))

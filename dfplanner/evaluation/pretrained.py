@@ -38,11 +38,12 @@ def load_planner(
     device: str = "auto",
     seed: int = 0,
     preset: str | None = None,
+    allow_unverified: bool = False,
     **overrides,
 ) -> DiffusionForcingPlanner:
     """A planner from a checkpoint (path or loaded); checks it was trained for `env_id` and its
     observations of size `obs_dim` when they are given."""
-    trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_trained_model(Path(checkpoint), device="cpu")
+    trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_trained_model(Path(checkpoint), device="cpu", allow_unverified=allow_unverified)
     where = "the model" if isinstance(checkpoint, TrainedModel) else str(checkpoint)
     trained_for = trained.metadata.get("env_id")
     if env_id is not None and trained_for is not None and trained_for != env_id:

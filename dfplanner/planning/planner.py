@@ -108,10 +108,17 @@ class DiffusionForcingPlanner:
             warnings.warn("this checkpoint has no routes beside it (NAME.routes.safetensors), so plans aim straight at the goal; "
                           "`dfplan routes --checkpoint CHECKPOINT` makes them from its training data", stacklevel=3)
         if s.action_mode == "pd" and not s.position_dims:
-            raise DfplannerError("PD tracking needs position_dims (and velocity_dims): which observation dimensions to track")
+            env = self.trained.metadata.get("env_id") or "no env"
+            raise DfplannerError(f"PD tracking needs position_dims (and velocity_dims), which this checkpoint's env ({env}) does "
+                                 "not give: train with --env ENV, or plan with action_mode='diffused' (--action-mode diffused)")
         if s.stabilization_level > levels:
             raise DfplannerError(f"stabilization_level must lie in [0, {levels}] for this model, got {s.stabilization_level}")
-        ladder = rolling_ladder(self.schedule_matrix(s.horizon))[1]  # also validates a custom matrix, before any episode
+        longest = s.horizon
+        if s.episode_steps is not None and s.horizon * layout.frame_stack > s.episode_steps:
+            longest = -(-s.episode_steps // layout.frame_stack)
+            warnings.warn(f"horizon {s.horizon} tokens is longer than an episode ({longest} tokens of {layout.frame_stack} steps): "
+                          "plans are cut at the episode's end", stacklevel=3)
+        ladder = rolling_ladder(self.schedule_matrix(longest))[1]  # also validates a custom matrix, before any episode
         if s.rolling and np.any(np.diff(ladder) < 0):
             raise DfplannerError("rolling plans need a schedule whose ladder never falls along the horizon (pyramid, "
                                  "full_sequence, autoregressive); set rolling = false for this one")
@@ -189,11 +196,17 @@ class DiffusionForcingPlanner:
 
     def _goal_tensor(self, goal: np.ndarray) -> torch.Tensor:
         """One goal for the whole batch, or one per environment, as a (B, goal_dim) tensor."""
-        batch = self.history.batch
-        goal = np.asarray(goal, dtype=np.float32)
+        batch, dims = self.history.batch, len(self.settings.position_dims)
+        try:
+            goal = np.asarray(goal, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise DfplannerError(f"goal must be numbers, got {goal!r}") from None
         rows = goal.reshape(-1, goal.shape[-1]) if goal.ndim else goal.reshape(1, 1)
-        if len(rows) not in (1, batch) or not np.all(np.isfinite(rows)):
-            raise DfplannerError(f"goal has shape {goal.shape}; expected (goal_dim,) or ({batch}, goal_dim), finite")
+        goal_dim = dims or rows.shape[1]  # the goal is a position: as many numbers as the position has
+        if goal.ndim > 2 or len(rows) not in (1, batch) or rows.shape[1] != goal_dim:
+            raise DfplannerError(f"goal has shape {goal.shape}; expected ({goal_dim},) or ({batch}, {goal_dim})")
+        if not np.all(np.isfinite(rows)):
+            raise DfplannerError("goal contains NaN or inf")
         return torch.as_tensor(np.broadcast_to(rows, (batch, rows.shape[1])).copy(), device=self.device)
 
     def _actions(self, obs: np.ndarray) -> np.ndarray:

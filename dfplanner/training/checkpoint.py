@@ -2,9 +2,10 @@
 
 `NAME.safetensors` holds tensors only (no pickle, nothing executable); `NAME.json` holds everything
 needed to rebuild the planner's model: architecture, token layout, normalization statistics, noise
-schedule, environment id and training steps, and the sha256 of the weights file, so that a corrupted
-or replaced weights file is refused instead of planning badly (checkpoints written before the digest
-existed load without that check). Files are written atomically (temp file, fsync, rename), so a run
+schedule, environment id and training steps, and the sha256 of the weights file (and of the routes
+file), so that a corrupted or replaced file is refused instead of planning badly. A description without
+the weights' digest is refused too, unless the caller trusts the file (`allow_unverified=True`,
+`--allow-unverified`): dfplanner has written it since its first release. Files are written atomically (temp file, fsync, rename), so a run
 killed at any moment leaves the previous checkpoint intact.
 """
 
@@ -25,7 +26,7 @@ from dfplanner.utils.atomic import atomic_output
 from dfplanner.errors import DfplannerError
 from dfplanner.diffusion.models import build_model
 from dfplanner.diffusion.noise import NoiseSchedule
-from dfplanner.planning.routes import DataRoutes, routes_path
+from dfplanner.planning.routes import ROUTES_SUFFIX, DataRoutes, routes_path
 from dfplanner.data.tokens import Normalizer, TokenCodec, TokenLayout
 
 FORMAT_VERSION = 1
@@ -139,15 +140,19 @@ CHECKPOINT_SUFFIXES = (".json", ".safetensors")
 def checkpoint_paths(path: Path) -> tuple[Path, Path]:
     """Accept `x.json`, `x.safetensors`, the stem `x`, or a run folder (its model.*)."""
     path = Path(path)
+    if path.name.endswith(ROUTES_SUFFIX):
+        raise DfplannerError(f"{path} is a checkpoint's routes file; pass the checkpoint itself "
+                             f"({path.name.removesuffix(ROUTES_SUFFIX)}.json)")
     if path.is_dir():
         stem = path / RUN_MODEL_STEM
     else:
         stem = path.with_suffix("") if path.suffix in CHECKPOINT_SUFFIXES else path
-    return stem.with_suffix(".json"), stem.with_suffix(".safetensors")
+    return stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".safetensors")
 
 
-def load_trained_model(path: Path, device: str | torch.device = "cpu") -> TrainedModel:
-    """Rebuild a TrainedModel from a checkpoint, checking format version and weights."""
+def load_trained_model(path: Path, device: str | torch.device = "cpu", allow_unverified: bool = False) -> TrainedModel:
+    """Rebuild a TrainedModel from a checkpoint, checking format version and weights (`allow_unverified`:
+    load a description that records no digest of its weights)."""
     path = Path(path)
     if path.suffix not in CHECKPOINT_SUFFIXES and path.is_file():
         raise DfplannerError(
@@ -176,6 +181,9 @@ def load_trained_model(path: Path, device: str | torch.device = "cpu") -> Traine
     for name, values in normalizer.to_dict().items():
         if not np.all(np.isfinite(values)):
             raise DfplannerError(f"{json_path}: normalizer {name!r} holds NaN or inf")
+    if DIGEST_KEY not in description and not allow_unverified:
+        raise DfplannerError(f"{json_path}: records no sha256 of {weights_path.name}, so a corrupted or replaced weights file "
+                             "could not be told apart; if you trust the file, pass --allow-unverified (allow_unverified=True)")
     weights = read_tensors(weights_path, description.get(DIGEST_KEY), json_path.name)
     for name, tensor in weights.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
