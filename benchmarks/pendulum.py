@@ -1,13 +1,14 @@
 """Any registered gymnasium env: Pendulum-v1, from data to returns, with and without reward guidance.
 
-    python benchmarks/pendulum.py [--episodes 50] [--seed 1]
+    python benchmarks/pendulum.py [--episodes 50] [--seed 1] [--data pendulum.hdf5]
 
 Records 100 episodes (20,000 steps) of a swing-up controller with N(0, 1) torque noise
 (tests/pendulum_task.py), trains on them with benchmarks/configs/pendulum.toml (`dfplan train
 --dataset FILE`), then runs `dfplan eval --env Pendulum-v1` with the random policy and the planner under
 reward guidance of several strengths. The planner's default for such envs (envs/registered.py: scale
 0, guidance off) was chosen on seeds 0 and 5 (10 episodes each); the table is seed --seed.
-Writes results/pendulum.json, results/pendulum.md and the README's pendulum block.
+Writes results/pendulum.json, results/pendulum.md and the README's pendulum block; `--data PATH` keeps
+the recorded dataset there (D4RL's hdf5 format) for `dfplan train --dataset PATH`.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--data", type=Path, default=None, help="also keep the recorded dataset in this hdf5 file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data, run = recorded(Path(tmp) / "pendulum.hdf5", episodes=EPISODES, noise=NOISE), Path(tmp) / "run"
+        data, run = recorded(args.data or Path(tmp) / "pendulum.hdf5", episodes=EPISODES, noise=NOISE), Path(tmp) / "run"
         data_return = float(load_dataset(data).rewards.sum() / EPISODES)
         subprocess.run([sys.executable, "-m", "dfplanner.cli", "train", "--dataset", str(data), "--out", str(run),
                         "--config", str(ROOT / "benchmarks/configs/pendulum.toml")], check=True, cwd=ROOT)

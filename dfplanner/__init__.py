@@ -3,7 +3,8 @@
 from dfplanner import envs as envs  # registers the maze2d environments with gymnasium
 from dfplanner.errors import DfplannerError
 
-__all__ = ["DfplannerError", "DiffusionForcingPlanner", "OfflineDataset", "PlannerSettings", "envs", "load_dataset", "load_planner", "load_policy"]
+__all__ = ["DfplannerError", "DiffusionForcingPlanner", "OfflineDataset", "PlannerSettings", "envs", "episode_seed", "load_dataset",
+           "load_planner", "load_policy"]
 _LAZY = {
     "load_dataset": "dfplanner.data.datasets",
     "OfflineDataset": "dfplanner.data.datasets",
@@ -11,6 +12,7 @@ _LAZY = {
     "PlannerSettings": "dfplanner.planning.settings",
     "load_planner": "dfplanner.evaluation.pretrained",
     "load_policy": "dfplanner.evaluation.policy",
+    "episode_seed": "dfplanner.evaluation.rollout",
 }
 __version__ = "0.1.0"
 

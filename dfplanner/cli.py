@@ -23,6 +23,7 @@ INTERRUPTED_EXIT = 130  # 128 + SIGINT, the shell convention
 DEFAULT_EVAL_ENV = "maze2d-large"
 DEFAULT_POLICY = "planner"
 DEFAULT_DEVICE = "auto"
+DEFAULT_PRECISION = "float32"
 
 
 def _oracle(args: argparse.Namespace, task: EvalTask) -> Policy:
@@ -43,7 +44,7 @@ def _planner(args: argparse.Namespace, task: EvalTask) -> Policy:
     checkpoint = args.checkpoint or shipped_checkpoint(task.env_id)
     overrides = {name: getattr(args, name) for name in planner_flags()}
     return load_planner(checkpoint, task.env_id, task.obs_dim, device=args.device, seed=args.seed, preset=args.preset,
-                        allow_unverified=args.allow_unverified,
+                        allow_unverified=args.allow_unverified, precision=args.precision,
                         episode_steps=task.steps, **overrides)
 
 
@@ -133,6 +134,7 @@ def _check_policy_flags(args: argparse.Namespace) -> None:
     given = [dest for dest in ("checkpoint", "preset", *planner_flags()) if getattr(args, dest) is not None]
     given += ["device"] if args.device != DEFAULT_DEVICE else []
     given += ["allow_unverified"] if args.allow_unverified else []
+    given += ["precision"] if args.precision != DEFAULT_PRECISION else []
     if given:
         flags = ", ".join(f"--{dest.replace('_', '-')}" for dest in given)
         raise DfplannerError(f"--policy {args.policy} does not use {flags}; drop them (they are for --policy planner)")
@@ -572,20 +574,26 @@ def _add_planner_arguments(command: argparse.ArgumentParser, preset: str | None 
 
     command.add_argument("--checkpoint", default=None, help="planner checkpoint (default: the shipped one)")
     command.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    command.add_argument("--precision", choices=("float32", "bfloat16"), default=DEFAULT_PRECISION,
+                         help="the denoiser's arithmetic while planning (bfloat16: CUDA only)")
     command.add_argument("--allow-unverified", action="store_true",
                          help="load a checkpoint whose JSON records no sha256 of its weights (only a file you trust)")
     command.add_argument("--preset", choices=preset_names(), default=preset,
                          help="named planner settings (dfplanner/planning/presets), applied over the checkpoint's")
-    planner = command.add_argument_group("planner settings (default: the checkpoint's, see dfplanner/planning/settings.py)")
+    planner = command.add_argument_group(
+        "planner settings (each defaults to the checkpoint's, which its env family and config may set: "
+        "`dfplan config show --env ENV` prints every value and its source; the package default is shown)")
     for name, field in planner_flags().items():
         flag, default = "--" + name.replace("_", "-"), field.default
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else ("every token" if default is None else default)
+        text = f"{field.metadata['help']} (package default: {shown})"
         if isinstance(default, bool):
-            planner.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=field.metadata["help"])
+            planner.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif isinstance(default, tuple):
-            planner.add_argument(flag, type=type(default[0]), nargs=len(default), default=None, help=field.metadata["help"])
+            planner.add_argument(flag, type=type(default[0]), nargs=len(default), default=None, help=text)
         else:
             kind = int_in(*INT_RANGES[name]) if name in INT_RANGES else type(default)
-            planner.add_argument(flag, type=kind, choices=field.metadata["choices"], default=None, help=field.metadata["help"])
+            planner.add_argument(flag, type=kind, choices=field.metadata["choices"], default=None, help=text)
 
 
 def _note(message, category, filename, lineno, file=None, line=None) -> None:

@@ -82,3 +82,18 @@ def test_bad_arguments():
             evaluate("maze2d-umaze", oracle, progress=False, **kwargs)
     with pytest.raises(DfplannerError, match="unknown environment"):
         evaluate("maze2d-tiny", oracle, episodes=1, progress=False)
+
+
+def test_episode_seed_gives_the_cli_s_episodes_in_one_s_own_loop():
+    """`env.reset(seed=dfplanner.episode_seed(S, i))` is the start of `evaluate(..., seed=S)`'s episode i."""
+    import dfplanner
+    from dfplanner.envs.maze2d import Maze2dEnv
+
+    result = evaluate("maze2d-medium", RandomPolicy(gymnasium.spaces.Box(-1.0, 1.0, (2,)), 0), episodes=3, seed=5,
+                      multi_goal=True, batch_size=2, progress=False)
+    env = Maze2dEnv("maze2d-medium", multi_goal=True)
+    for i, episode in enumerate(result["per_episode"]):
+        observation, info = env.reset(seed=dfplanner.episode_seed(5, i))
+        np.testing.assert_allclose(observation[:2], episode["start"])
+        np.testing.assert_allclose(info["target"], episode["target"])
+    assert not np.allclose(env.reset(seed=5)[0][:2], result["per_episode"][0]["start"])

@@ -39,6 +39,7 @@ def load_planner(
     seed: int = 0,
     preset: str | None = None,
     allow_unverified: bool = False,
+    precision: str = "float32",
     **overrides,
 ) -> DiffusionForcingPlanner:
     """A planner from a checkpoint (path or loaded); checks it was trained for `env_id` and its
@@ -51,4 +52,4 @@ def load_planner(
     if obs_dim is not None and trained.layout.obs_dim != obs_dim:
         raise DfplannerError(f"{where}: checkpoint expects observations of size {trained.layout.obs_dim}, {env_id} gives {obs_dim}")
     settings = settings_for(trained.metadata, preset, **overrides)
-    return DiffusionForcingPlanner(trained, settings, device=device, seed=seed)
+    return DiffusionForcingPlanner(trained, settings, device=device, precision=precision, seed=seed)

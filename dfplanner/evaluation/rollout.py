@@ -52,7 +52,9 @@ def per_task_success(task_ids: list[int], success: np.ndarray) -> dict[str, dict
 
 
 def episode_seed(seed: int, episode: int) -> int:
-    """The reset seed of episode `episode` of an evaluation seeded `seed`."""
+    """The reset seed of episode `episode` of an evaluation seeded `seed` (`dfplan eval --seed SEED`):
+    `env.reset(seed=episode_seed(SEED, i))` in your own loop starts the CLI's episode i (OGBench's envs
+    also take its task, ``options={"task_id": i % 5 + 1}``). `env.reset(seed=SEED)` is another episode."""
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
 
 

@@ -135,8 +135,11 @@ class Unguided:
 
 
 def through_model_gradient(objective: PlanObjective, row: Row) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clean estimate and d cost / d inputs, differentiated through the causal model."""
-    with torch.enable_grad():
+    """Clean estimate and d cost / d inputs, differentiated through the causal model.
+
+    cuDNN computes an RNN's backward only in training mode, and the planner's model is in eval mode, so
+    on CUDA this gradient runs without cuDNN (PyTorch's own RNN kernels; on the CPU nothing changes)."""
+    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
         inputs = row.inputs.detach().requires_grad_(True)
         x0 = row.denoise(inputs)
         (gradient,) = torch.autograd.grad(objective(row.whole(x0)).sum(), inputs)

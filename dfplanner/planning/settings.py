@@ -61,7 +61,7 @@ class PlannerSettings:
     sampling_steps: int = _setting(2, "denoising steps each token takes (rows of a full-sequence schedule)")
     schedule: str | np.ndarray = _setting("pyramid", "scheduling matrix: a name, or a custom (rows, horizon) matrix in the API", SCHEDULES)
     uncertainty: float = _setting(0.05, "pyramid / trapezoid slope, in rows per token (0: full sequence)")
-    replan_every: int | None = _setting(None, "env steps between plans, a multiple of the model's frame_stack (default: every token)")
+    replan_every: int | None = _setting(None, "env steps between plans, a multiple of the model's frame_stack")
     rolling: bool = _setting(False, "continue the last plan on the schedule's ladder instead of starting from noise")
     context_tokens: int = _setting(1, "executed tokens folded into the model state before each plan (0: the current observation only)")
     episode_steps: int | None = _setting(None, "episode length, if known: plans never run past its end", flag=False)
