@@ -63,15 +63,15 @@ def checkpoint_digest(env_id: str) -> str:
     return planning_digest(shipped_checkpoint(env_id))
 
 
-def cached_eval(out: Path, flags: list[str], episodes: int, seed: int, digest: str) -> dict:
-    """`run_eval` of `flags` on `episodes` episodes (one batch) of `seed`, stored in `out` with `digest`
+def cached_eval(out: Path, flags: list[str], episodes: int, seed: int, digest: str, batch_size: int | None = None) -> dict:
+    """`run_eval` of `flags` on `episodes` episodes (one batch, or `batch_size`) of `seed`, stored in `out` with `digest`
     (what the result depends on besides the flags); a stored result with the same episodes, seed and
     digest is returned instead, so an interrupted benchmark resumes where it stopped."""
     if out.exists():
         done = json.loads(out.read_text())
         if (done["episodes"], done["seed"], done.get("checkpoint_sha256")) == (episodes, seed, digest):
             return done
-    result = run_eval([*flags, "--episodes", str(episodes), "--seed", str(seed), "--batch-size", str(episodes)])
+    result = run_eval([*flags, "--episodes", str(episodes), "--seed", str(seed), "--batch-size", str(batch_size or episodes)])
     result["checkpoint_sha256"] = digest
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

@@ -6,9 +6,9 @@ target and stays on it). It is steered to with D4RL's PD law ``a = clip(10 (w - 
 Shortest paths come from one BFS per target cell, done once per maze: a step is a table lookup.
 
 One deliberate difference: D4RL plans its waypoint list once per target and advances along it only on
-coming within 0.1 of each waypoint, which slows the particle at every cell (measured here: 139 / 157 /
-208 normalized on umaze / medium / large). Re-reading the current cell every step reproduces the
-reference oracle's 150 / 180 / 234 and first arrivals. The 0.1 threshold remains D4RL's "target
+coming within 0.1 of each waypoint, which slows the particle at every cell; re-reading the current cell
+every step arrives sooner (both measured on the same episodes by benchmarks/d4rl_expert.py,
+results/d4rl_expert.md). The 0.1 threshold remains D4RL's "target
 reached" test (``reached``), which makes the data generator pick a new target.
 """
 

@@ -142,7 +142,8 @@ def evaluate(
     With ``trajectories`` = N > 0 the dict also holds ``trajectories``: a float32 numpy array
     (min(N, episodes), steps + 1, 2) of the executed xy positions of the last N episodes (the one key
     that is not JSON-able; only those are kept, so memory does not grow with the episode count).
-    ``decisions_per_second`` counts one decision per env step per episode, timed inside the policy only.
+    ``decisions_per_second`` counts one action per env step per episode (the CLI prints it as actions/s),
+    timed inside the policy only; a planner makes a plan every `replan_every` of them.
     """
     task = env if isinstance(env, EvalTask) else eval_task(env, multi_goal)
     for name, value, low in (("episodes", episodes, 1), ("batch size", batch_size, 1), ("seed", seed, 0)):
