@@ -10,7 +10,8 @@ import dfplanner
 from dfplanner.training.checkpoint import load_trained_model
 from dfplanner.cli import main
 from dfplanner.envs.layouts import MAZES
-from dfplanner.envs.pointmaze import PointMazeFrame, PointMazeInD4rlFrame
+from dfplanner.envs.pointmaze import FAMILY, PointMazeFrame, PointMazeInD4rlFrame
+from dfplanner.evaluation.rollout import episode_seed
 from tiny_config import tiny_config
 
 DATASET = "pointmaze/test-v0"
@@ -79,8 +80,15 @@ def test_train_and_eval_on_the_recovered_env(recorded, tmp_path):
                  "--json", str(result_path)]) == 0
     result = json.loads(result_path.read_text())
     assert result["env"] == f"minari:{DATASET}" and result["max_episode_steps"] == EPISODE_STEPS
-    assert len(result["per_episode"]) == 2 and np.isfinite(result["return_mean"])
     assert result["normalized_score_mean"] is None  # no D4RL normalization outside maze2d's own envs
+    env = FAMILY.eval_task(f"minari:{DATASET}").make_env()  # the episodes are the recovered env's own, seeded per episode
+    for i, episode in enumerate(result["per_episode"]):
+        observation, info = env.reset(seed=episode_seed(0, i))
+        np.testing.assert_allclose(episode["start"], observation[:2], atol=1e-6)
+        np.testing.assert_allclose(episode["target"], info["target"], atol=1e-6)
+    again = tmp_path / "again.json"
+    assert main(["eval", "--env", f"minari:{DATASET}", "--checkpoint", str(out / "model"), "--episodes", "2", "--json", str(again)]) == 0
+    assert [e["return"] for e in json.loads(again.read_text())["per_episode"]] == [e["return"] for e in result["per_episode"]]
 
 
 def test_oracle_reaches_pointmaze_goals_through_the_frame_mapping(recorded, tmp_path):
