@@ -1,10 +1,12 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from conftest import run_cli
-from dfplanner.cli import main
+from dfplanner.cli import build_parser, main
+from dfplanner.planning.settings import PlannerSettings
 
 ROOT = Path(__file__).parents[1]
 
@@ -79,3 +81,18 @@ def test_project_files_users_expect():
     assert "Diffusion Forcing: Next-token Prediction Meets Full-Sequence Diffusion" in citation and "2407.01392" in citation
     assert "## 0.1.0" in (ROOT / "CHANGELOG.md").read_text()
     assert (ROOT / "dfplanner" / "py.typed").exists() and "py.typed" in (ROOT / "setup.cfg").read_text()
+
+
+def test_help_shows_every_default_and_config_show_every_planner_setting(capsys):
+    """Planner flags show the package default (they said only "the checkpoint's"), the help speaks of
+    every family, and `config show --env` prints all settings the planner acts with and their layer."""
+    commands = build_parser()._subparsers._group_actions[0].choices
+    help_text = " ".join(commands["eval"].format_help().split())
+    assert "--horizon HORIZON tokens planned per decision (frame_stack env steps each) (package default: 20)" in help_text
+    assert "pointmaze-{medium,large,giant}-{navigate,stitch}-v0" in help_text and "antmaze-" in help_text
+    assert "ogbench:NAME" in " ".join(commands["train"].format_help().split())
+    assert main(["config", "show", "--env", "maze2d-large"]) == 0
+    shown = capsys.readouterr().out
+    assert "#   track_ahead = 15" in shown and "maze2d env facts" in shown
+    assert re.search(r"#   horizon = 5 +checkpoint \[planner\]", shown) and re.search(r"#   episode_steps = 800 +the env's episode length", shown)
+    assert shown.count("\n#   ") == len(PlannerSettings().to_dict())

@@ -190,10 +190,16 @@ def new_minari_path(dataset_id: str) -> Path:
     return path
 
 
-def check_size(flag: str, count: int, seed: int) -> None:
-    """A dataset's size (--steps, --episodes) and seed, checked before any work."""
+MAX_DATASET_STEPS = 20_000_000  # a dataset is collected in memory: about 1.2 GB at this size (D4RL's largest maze2d file: 4M)
+
+
+def check_size(flag: str, count: int, seed: int, steps_each: float = 1) -> None:
+    """A dataset's size (--steps, or --episodes of `steps_each` steps) and seed, checked before any work."""
     if count <= 0:
         raise DfplannerError(f"--{flag} must be positive, got {count}")
+    steps = round(count * steps_each)
+    if steps > MAX_DATASET_STEPS:
+        raise DfplannerError(f"--{flag} {count} makes {steps:,} steps; at most {MAX_DATASET_STEPS:,} are collected in memory")
     if seed < 0:
         raise DfplannerError(f"--seed must be non-negative, got {seed}")
 

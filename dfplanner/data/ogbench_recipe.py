@@ -122,7 +122,7 @@ def generate(
     """Collect the training and validation episodes, write NAME.npz and NAME-val.npz, say what was written."""
     spec = dataset_spec(name)
     episodes = spec.episodes if episodes is None else episodes
-    check_size("episodes", episodes, seed)
+    check_size("episodes", episodes, seed, spec.episode_steps * (1 + 1 / VAL_FRACTION))  # with the -val file
     if out is None:
         path = default_path(spec.name, episodes, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
