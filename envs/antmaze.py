@@ -20,7 +20,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from dfplanner.envs.ogbench import OGBenchMazeFamily, Subgoals, eval_env_id, make_env, unit
+from dfplanner.envs.ogbench import OGBenchMazeFamily, OraclePolicy, eval_env_id
 from dfplanner.errors import DfplannerError
 
 EXPERT_NAME = "ant"  # `dfplan expert train --env ant`; shipped as experts/ant.safetensors
@@ -59,27 +59,16 @@ def expert_input(observations: np.ndarray, directions: np.ndarray) -> np.ndarray
     return np.concatenate([observations[..., 2:], directions], axis=-1)
 
 
-class AntOraclePolicy:
-    """Evaluation only: the expert walking along OGBench's oracle subgoal directions, without noise. In
-    the goal's cell it heads for the goal itself, as the PointMaze oracle does."""
-
-    name = "oracle"
+class AntOraclePolicy(OraclePolicy):
+    """Evaluation only: the expert walking along OGBench's oracle subgoal directions, without noise (in
+    the goal's cell, towards the goal itself, as the PointMaze oracle)."""
 
     def __init__(self, env_id: str):
-        env = make_env(env_id)
-        self.subgoals = Subgoals(env.unwrapped)
-        env.close()
+        super().__init__(env_id)
         self.expert = load_expert()
 
-    def reset(self, observations: np.ndarray, targets: np.ndarray) -> None:
-        self.targets = np.array(targets, dtype=np.float64)
-
     def act(self, observations: np.ndarray) -> np.ndarray:
-        directions = np.empty((len(observations), 2))
-        for row, (xy, goal) in enumerate(zip(observations[:, :2].astype(np.float64), self.targets)):
-            at_goal_cell = self.subgoals.cell(xy) == self.subgoals.cell(goal)
-            directions[row] = unit((goal if at_goal_cell else self.subgoals(xy, goal)) - xy)
-        return self.expert(expert_input(observations, directions))
+        return self.expert(expert_input(observations, self.directions(observations)))
 
 
 class AntMazeFamily(OGBenchMazeFamily):

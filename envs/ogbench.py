@@ -205,12 +205,16 @@ class OraclePolicy:
     def reset(self, observations: np.ndarray, targets: np.ndarray) -> None:
         self.targets = np.array(targets, dtype=np.float64)
 
-    def act(self, observations: np.ndarray) -> np.ndarray:
-        actions = np.empty((len(observations), 2))
+    def directions(self, observations: np.ndarray) -> np.ndarray:
+        """(B, 2) unit directions to the oracle's subgoal (to the goal itself in the goal's cell)."""
+        directions = np.empty((len(observations), 2))
         for row, (xy, goal) in enumerate(zip(observations[:, :2].astype(np.float64), self.targets)):
             at_goal_cell = self.subgoals.cell(xy) == self.subgoals.cell(goal)
-            actions[row] = unit((goal if at_goal_cell else self.subgoals(xy, goal)) - xy)
-        return actions
+            directions[row] = unit((goal if at_goal_cell else self.subgoals(xy, goal)) - xy)
+        return directions
+
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        return self.directions(observations)  # the point moves along the direction itself
 
 
 class OGBenchMazeFamily(EnvFamily):

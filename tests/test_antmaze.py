@@ -78,6 +78,10 @@ def test_recipe_drives_the_expert_and_writes_ogbench_s_npz(tmp_path, random_expe
     assert np.abs(arrays["actions"]).max() <= 1.0
     dataset = load_dataset(str(out))
     assert dataset.env_id == "antmaze-medium-stitch-v0" and len(dataset.episode_ends) == 10
+    import ogbench.utils  # OGBench's own loader reads the file as one of its downloads
+
+    theirs = ogbench.utils.load_dataset(str(out))
+    assert theirs["observations"].shape == (2000, 29) and theirs["next_observations"].shape == (2000, 29)
     again = generate("antmaze-medium-stitch-v0", antmaze.FAMILY.walker(), episodes=10, seed=3, out=tmp_path / "b.npz", progress=False)
     assert np.load(again["path"])["actions"].tobytes() == arrays["actions"].tobytes()
 
