@@ -24,6 +24,7 @@ DEFAULT_EVAL_ENV = "maze2d-large"
 DEFAULT_POLICY = "planner"
 DEFAULT_DEVICE = "auto"
 DEFAULT_PRECISION = "float32"
+CHECKPOINT_POLICIES = ("bc",)  # policies besides the planner that load a checkpoint (--checkpoint, default: the shipped one)
 
 
 def _oracle(args: argparse.Namespace, task: EvalTask) -> Policy:
@@ -36,21 +37,38 @@ def _random(args: argparse.Namespace, task: EvalTask) -> Policy:
     return RandomPolicy(task.spaces[1], seed=args.seed)
 
 
-def _planner(args: argparse.Namespace, task: EvalTask) -> Policy:
-    from dfplanner.evaluation.pretrained import load_planner, shipped_checkpoint
+def _checkpoint_of(args: argparse.Namespace, task: EvalTask):
+    """--checkpoint, or the one shipped for the task's env."""
+    from dfplanner.evaluation.pretrained import shipped_checkpoint
 
     if args.checkpoint is not None and not args.checkpoint.strip():
         raise DfplannerError("--checkpoint is empty; give a checkpoint path, or leave the flag out for the shipped one")
-    checkpoint = args.checkpoint or shipped_checkpoint(task.env_id)
+    return args.checkpoint or shipped_checkpoint(task.env_id)
+
+
+def _planner(args: argparse.Namespace, task: EvalTask) -> Policy:
+    from dfplanner.evaluation.pretrained import load_planner
+
+    checkpoint = _checkpoint_of(args, task)
     overrides = {name: getattr(args, name) for name in planner_flags()}
     return load_planner(checkpoint, task.env_id, task.obs_dim, device=args.device, seed=args.seed, preset=args.preset,
                         allow_unverified=args.allow_unverified, precision=args.precision,
                         episode_steps=task.steps, **overrides)
 
 
-# --policy name -> factory(args, task) returning a batched Policy (see dfplanner.evaluation.rollout.Policy)
+def _bc(args: argparse.Namespace, task: EvalTask) -> Policy:
+    from dfplanner.evaluation.bc import BCPolicy
+    from dfplanner.planning.settings import settings_for
+    from dfplanner.training.checkpoint import load_trained_model
+
+    trained = load_trained_model(_checkpoint_of(args, task), allow_unverified=args.allow_unverified)
+    return BCPolicy(trained, settings_for(trained.metadata))
+
+
+# --policy name -> factory(args, task) returning a batched Policy (see dfplanner.envs.family.Policy)
 POLICIES: dict[str, Callable[[argparse.Namespace, "EvalTask"], "Policy"]] = {
     "planner": _planner,
+    "bc": _bc,
     "oracle": _oracle,
     "random": _random,
 }
@@ -79,6 +97,29 @@ def cmd_expert_train(args: argparse.Namespace) -> None:
     out = Path(args.out or f"runs/experts/{args.env}")
     actor = train_expert(EXPERTS[args.env], out, recipe, seed=args.seed)
     print(f"wrote {actor} (training curve: {out / 'curve.csv'}); ship it as results/experts/{args.env}.safetensors")
+
+
+def cmd_head_train(args: argparse.Namespace) -> None:
+    """`dfplan head train`: an action head fitted on a checkpoint's training data, saved beside it."""
+    from dfplanner.planning.action_head import HeadSpec, fit_action_head
+    from dfplanner.planning.settings import settings_for
+    from dfplanner.training.checkpoint import checkpoint_paths, head_path, load_trained_model, save_head
+
+    json_path, _ = checkpoint_paths(Path(args.checkpoint))
+    trained = load_trained_model(json_path, allow_unverified=args.allow_unverified)
+    settings = settings_for(trained.metadata)
+    _, dataset = _train_dataset(args.dataset or trained.metadata.get("dataset"), trained.metadata.get("env_id"))
+    if args.kind == "inverse":  # the state the planner's action aims at: track_ahead steps past the next one
+        dims, low, high = tuple(range(trained.layout.obs_dim)), settings.track_ahead + 1, settings.track_ahead + 1
+    else:  # hindsight positions up to twice as far along as the planner's route subgoals
+        dims, low, high = settings.position_dims, 1, max(1, 2 * settings.route_lookahead)
+    if not dims:
+        raise DfplannerError(f"{json_path}: its env gives no position dims to aim a bc head at")
+    spec = HeadSpec(args.kind, dims, args.ahead_min or low, args.ahead_max or max(high, args.ahead_min or low),
+                    action_limit=settings.action_limit)
+    save_head(json_path, fit_action_head(dataset, spec, steps=args.steps, seed=args.seed))
+    print(f"wrote {head_path(json_path, args.kind)}: {args.kind} head on {len(dataset)} steps, targets {spec.ahead_min}-"
+          f"{spec.ahead_max} steps ahead, recorded in {json_path.name}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -131,9 +172,10 @@ def _check_policy_flags(args: argparse.Namespace) -> None:
     """Planner flags with a policy that is not the planner would be ignored: an error instead."""
     if args.policy == "planner":
         return
-    given = [dest for dest in ("checkpoint", "preset", *planner_flags()) if getattr(args, dest) is not None]
+    checkpointed = args.policy in CHECKPOINT_POLICIES  # these read --checkpoint, and may be trusted without a digest
+    given = [dest for dest in ("preset", *planner_flags(), *(() if checkpointed else ("checkpoint",))) if getattr(args, dest) is not None]
     given += ["device"] if args.device != DEFAULT_DEVICE else []
-    given += ["allow_unverified"] if args.allow_unverified else []
+    given += ["allow_unverified"] if args.allow_unverified and not checkpointed else []
     given += ["precision"] if args.precision != DEFAULT_PRECISION else []
     if given:
         flags = ", ".join(f"--{dest.replace('_', '-')}" for dest in given)
@@ -486,7 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--env", default=DEFAULT_EVAL_ENV, help=f"the env, or the dataset whose env and checkpoint to use: {envs}")
     evaluate.add_argument("--task", type=int_in(1, 100), default=None, metavar="K", help="OGBench: only evaluation task K (1..5); default: all 5 in turn")
     evaluate.add_argument("--policy", choices=sorted(POLICIES), default=DEFAULT_POLICY,
-                          help="the Diffusion Forcing planner, the scripted shortest-path oracle or uniform random actions")
+                          help="the Diffusion Forcing planner; bc, the model-free baseline (behaviour cloning aimed at the "
+                          "planner's route subgoals, a head beside the checkpoint); the scripted oracle; uniform random actions")
     evaluate.add_argument("--episodes", type=int_in(1, MAX_EPISODES), default=20, help="episodes to run")
     evaluate.add_argument("--seed", type=int_in(*SEEDS), default=0, help="seeds each episode's start (and target with --multi-goal)")
     evaluate.add_argument("--multi-goal", action="store_true", help="random target per episode (Diffuser's Multi2D)")
@@ -509,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_command(commands, envs)
     _add_expert_command(commands)
+    _add_head_command(commands)
     routes = commands.add_parser("routes", help="write a checkpoint's routes from its training data (dfplan train does it itself)")
     routes.add_argument("--checkpoint", required=True, help="the checkpoint (NAME.json or a run folder); writes NAME.routes.safetensors")
     routes.add_argument("--dataset", default=None, help="its training data (default: the one it records, or the maze's generated one)")
@@ -548,6 +592,25 @@ def _add_expert_command(commands) -> None:
     train.add_argument("--save-every", type=int_in(1, 10**8), default=None, help="env steps between resumable saves (default: 20,000)")
     train.add_argument("--seed", type=int_in(*SEEDS), default=0, help="seeds SAC and the directions")
     train.set_defaults(func=cmd_expert_train)
+
+
+def _add_head_command(commands) -> None:
+    from dfplanner.planning.action_head import HEAD_KINDS
+
+    head = commands.add_parser("head", help="action heads beside a checkpoint, fitted on its training data")
+    head_commands = head.add_subparsers(dest="head_command", required=True)
+    train = head_commands.add_parser("train", help="fit an inverse-dynamics (--action-mode inverse) or bc (--policy bc) head")
+    train.add_argument("--checkpoint", required=True, help="the checkpoint (NAME.json or a run folder); writes NAME.KIND.safetensors")
+    train.add_argument("--kind", required=True, choices=HEAD_KINDS)
+    train.add_argument("--dataset", default=None, help="its training data (default: the one the checkpoint records)")
+    train.add_argument("--steps", type=int_in(1, MAX_TRAIN_STEPS), default=5000, help="optimizer steps")
+    train.add_argument("--ahead-min", type=int_in(1, 100_000), default=None,
+                       help="nearest hindsight target, env steps (default: inverse: track_ahead + 1; bc: 1)")
+    train.add_argument("--ahead-max", type=int_in(1, 100_000), default=None,
+                       help="farthest hindsight target (default: inverse: track_ahead + 1; bc: twice route_lookahead)")
+    train.add_argument("--seed", type=int_in(*SEEDS), default=0)
+    train.add_argument("--allow-unverified", action="store_true", help="load a checkpoint whose JSON records no weights digest")
+    train.set_defaults(func=cmd_head_train)
 
 
 def _add_config_command(commands) -> None:

@@ -98,7 +98,7 @@ class DiffusionForcingPlanner:
         s, layout, levels = self.settings, self.trained.layout, self.trained.schedule.num_levels
         if s.replan_every is not None and s.replan_every % layout.frame_stack:
             raise DfplannerError(f"replan_every ({s.replan_every}) must be a multiple of the model's frame_stack ({layout.frame_stack})")
-        needs = {"pd": "observation", "diffused": "action"}[s.action_mode]
+        needs = {"pd": "observation", "diffused": "action", "inverse": "observation"}[s.action_mode]
         if needs not in layout.channels:
             raise DfplannerError(f"action_mode {s.action_mode!r} needs the {needs} channel in the model's tokens")
         dims = s.position_dims + s.velocity_dims
@@ -107,6 +107,14 @@ class DiffusionForcingPlanner:
         if s.route_lookahead > 0 and self.trained.routes is None and s.cost == "goal":
             warnings.warn("this checkpoint has no routes beside it (NAME.routes.safetensors), so plans aim straight at the goal; "
                           "`dfplan routes --checkpoint CHECKPOINT` makes them from its training data", stacklevel=3)
+        if s.action_mode == "inverse":
+            head = self.trained.heads.get("inverse")
+            if head is None:
+                raise DfplannerError("action_mode 'inverse' needs an inverse-dynamics head beside the checkpoint: "
+                                     "dfplan head train --checkpoint CHECKPOINT --kind inverse")
+            if not head.spec.ahead_min <= s.track_ahead + 1 <= head.spec.ahead_max:  # the planned state after step t + track_ahead
+                raise DfplannerError(f"track_ahead {s.track_ahead} aims {s.track_ahead + 1} steps ahead, outside the "
+                                     f"{head.spec.ahead_min}..{head.spec.ahead_max} the inverse-dynamics head was fitted on")
         if s.action_mode == "pd" and not s.position_dims:
             env = self.trained.metadata.get("env_id") or "no env"
             raise DfplannerError(f"PD tracking needs position_dims (and velocity_dims), which this checkpoint's env ({env}) does "
@@ -129,9 +137,9 @@ class DiffusionForcingPlanner:
 
     @property
     def tokens_acted_on(self) -> int:
-        """Tokens the actions read before the next plan is made: those executed, and with PD the
-        `track_ahead` steps past them that the last action aims at."""
-        steps = self.replan_every + (self.settings.track_ahead if self.settings.action_mode == "pd" else 0)
+        """Tokens the actions read before the next plan is made: those executed, and with PD or the
+        inverse-dynamics head the `track_ahead` steps past them that the last action aims at."""
+        steps = self.replan_every + (self.settings.track_ahead if self.settings.action_mode in ("pd", "inverse") else 0)
         return -(-steps // self.trained.layout.frame_stack)
 
     # ---- episode interface -------------------------------------------------------------------
@@ -215,6 +223,9 @@ class DiffusionForcingPlanner:
         offset = history.episode_step - history.plan_start
         if s.action_mode == "diffused":
             action = history.plan["action"][index, offset]
+        elif s.action_mode == "inverse":
+            ahead = np.minimum(offset + s.track_ahead, history.plan_length - 1)
+            action = self.trained.heads["inverse"].act(obs, history.plan["observation"][index, ahead])
         else:
             kp, kd = s.pd_gains
             ahead = np.minimum(offset + s.track_ahead, history.plan_length - 1)  # a short plan: its last state

@@ -36,7 +36,7 @@ from dfplanner.planning.costs import COST_NAMES
 from dfplanner.errors import DfplannerError
 from dfplanner.diffusion.scheduling import SCHEDULES
 
-ACTION_MODES = ("pd", "diffused")
+ACTION_MODES = ("pd", "diffused", "inverse")
 # The strategies of dfplanner.planning.guidance (named here so that building the CLI does not import torch).
 GUIDANCE_NAMES = ("plan", "model", "paper")
 # PD gains of the Diffusion Forcing authors' maze2d release: a = kp (p_plan - p) + kd (v_plan - v).
@@ -65,7 +65,8 @@ class PlannerSettings:
     rolling: bool = _setting(False, "continue the last plan on the schedule's ladder instead of starting from noise")
     context_tokens: int = _setting(1, "executed tokens folded into the model state before each plan (0: the current observation only)")
     episode_steps: int | None = _setting(None, "episode length, if known: plans never run past its end", flag=False)
-    action_mode: str = _setting("pd", "actions from PD tracking of the planned states, or the diffused actions", ACTION_MODES)
+    action_mode: str = _setting("pd", "actions from PD tracking of the planned states, the diffused actions, or the checkpoint's "
+                                "inverse-dynamics head on the planned state track_ahead steps on", ACTION_MODES)
     pd_gains: tuple[float, float] = _setting(PD_GAINS, "PD gains kp kd on planned positions and velocities")
     track_ahead: int = _setting(0, "PD aims at the planned state this many env steps past the current one (pure pursuit of the plan; 0: the current step's)")
     action_limit: float = _setting(1.0, "actions are clipped to [-limit, limit]: the env's action bound", flag=False)

@@ -26,13 +26,15 @@ from dfplanner.utils.atomic import atomic_output
 from dfplanner.errors import DfplannerError
 from dfplanner.diffusion.models import build_model
 from dfplanner.diffusion.noise import NoiseSchedule
+from dfplanner.planning.action_head import ActionHead, HeadSpec
 from dfplanner.planning.routes import ROUTES_SUFFIX, DataRoutes, routes_path
 from dfplanner.data.tokens import Normalizer, TokenCodec, TokenLayout
 
 FORMAT_VERSION = 1
 DIGEST_KEY = "safetensors_sha256"  # in NAME.json: the sha256 of NAME.safetensors' bytes
 TRAINED_ON_KEY = "trained_on"  # in shipped NAME.json: the dataset, the command that makes it and its seed
-ROUTES_DIGEST_KEY = "routes_sha256"  # in NAME.json: the sha256 of NAME.routes.safetensors' bytes, when it has routes
+ROUTES_DIGEST_KEY = "routes_sha256"
+HEADS_KEY = "heads"  # in NAME.json: each action head's spec and the sha256 of its NAME.KIND.safetensors  # in NAME.json: the sha256 of NAME.routes.safetensors' bytes, when it has routes
 RUN_MODEL_STEM = "model"  # a run folder's checkpoint: RUN/model.{json,safetensors}
 DIGEST_CHUNK = 1 << 20
 
@@ -92,6 +94,7 @@ class TrainedModel:
     model_config: dict
     metadata: dict = field(default_factory=dict)  # env_id, training steps, planner defaults, ...
     routes: DataRoutes | None = None  # the training data's routes (dfplanner.planning.routes), when saved with it
+    heads: dict[str, ActionHead] = field(default_factory=dict)  # action heads by kind (dfplanner.planning.action_head)
 
     @classmethod
     def create(cls, model_config: dict, schedule: NoiseSchedule, layout: TokenLayout, normalizer: Normalizer, metadata: dict | None = None) -> "TrainedModel":
@@ -122,6 +125,8 @@ class TrainedModel:
             self.routes.save(routes)
             digests[ROUTES_DIGEST_KEY] = file_sha256(routes)
         write_json(stem.with_suffix(".json"), {**self.description(), **digests})
+        for head in self.heads.values():
+            save_head(stem.with_suffix(".json"), head)
 
 
 def record_digest(json_path: Path, **metadata) -> None:
@@ -174,7 +179,7 @@ def load_trained_model(path: Path, device: str | torch.device = "cpu", allow_unv
         layout = TokenLayout.from_dict(description["tokens"])
         normalizer = Normalizer.from_dict(description["normalizer"])
         model_config = description["model"]
-        metadata = {k: v for k, v in description.items() if k not in ("format_version", "model", "diffusion", "tokens", "normalizer", DIGEST_KEY, ROUTES_DIGEST_KEY)}
+        metadata = {k: v for k, v in description.items() if k not in ("format_version", "model", "diffusion", "tokens", "normalizer", DIGEST_KEY, ROUTES_DIGEST_KEY, HEADS_KEY)}
         trained = TrainedModel.create(model_config, schedule, layout, normalizer, metadata)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise DfplannerError(f"{json_path}: incomplete checkpoint description ({error!r})") from None
@@ -203,4 +208,32 @@ def load_trained_model(path: Path, device: str | torch.device = "cpu", allow_unv
         trained.routes = DataRoutes.load(routes)
     elif description.get(ROUTES_DIGEST_KEY) is not None:
         raise DfplannerError(f"{json_path}: its routes file {routes.name} is missing")
+    trained.heads = {kind: _load_head(json_path, kind, record, layout) for kind, record in description.get(HEADS_KEY, {}).items()}
     return trained
+
+
+def head_path(json_path: Path, kind: str) -> Path:
+    """Where a checkpoint's action head of this kind lives: NAME.KIND.safetensors beside NAME.json."""
+    return json_path.with_suffix(f".{kind}.safetensors")
+
+
+def save_head(json_path: Path, head: ActionHead) -> None:
+    """Write the head beside the checkpoint and record its spec and digest in the checkpoint's JSON."""
+    path = head_path(json_path, head.spec.kind)
+    write_tensors(path, head.state_dict())
+    heads = {**read_json(json_path).get(HEADS_KEY, {}), head.spec.kind: {**head.spec.to_dict(), "sha256": file_sha256(path)}}
+    write_json(json_path, {**read_json(json_path), HEADS_KEY: heads})
+
+
+def _load_head(json_path: Path, kind: str, record: dict, layout: TokenLayout) -> ActionHead:
+    try:
+        spec = HeadSpec(**{k: v for k, v in record.items() if k != "sha256"})
+    except TypeError as error:
+        raise DfplannerError(f"{json_path}: action head {kind!r} is described incompletely ({error})") from None
+    head = ActionHead(spec, layout.obs_dim, layout.act_dim)
+    path = head_path(json_path, kind)
+    try:
+        head.load_state_dict(read_tensors(path, record.get("sha256"), json_path.name))
+    except RuntimeError as error:
+        raise DfplannerError(f"{path}: weights do not match the head described in {json_path.name}") from error
+    return head.eval()
