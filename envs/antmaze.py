@@ -84,6 +84,12 @@ class AntMazeFamily(OGBenchMazeFamily):
     def action_bounds(self, env_id: str) -> tuple[np.ndarray, np.ndarray]:
         return np.full(ACT_DIM, -1.0), np.full(ACT_DIM, 1.0)
 
+    def config_name(self, env_id: str) -> str:
+        """A dataset's own tuned file once it has one, else the family's (envs/configs/antmaze.toml)."""
+        from dfplanner.training.config import CONFIG_DIR
+
+        return env_id if (CONFIG_DIR / f"{env_id}.toml").exists() else self.agent
+
     def oracle(self, env_id: str) -> AntOraclePolicy:
         return AntOraclePolicy(eval_env_id(env_id))
 
