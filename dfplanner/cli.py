@@ -117,6 +117,9 @@ def cmd_head_train(args: argparse.Namespace) -> None:
         raise DfplannerError(f"{json_path}: its env gives no position dims to aim a bc head at")
     spec = HeadSpec(args.kind, dims, args.ahead_min or low, args.ahead_max or max(high, args.ahead_min or low),
                     action_limit=settings.action_limit)
+    import torch
+
+    torch.set_num_threads(1)  # a small MLP: one thread is fastest, and leaves the other core to other work
     save_head(json_path, fit_action_head(dataset, spec, steps=args.steps, seed=args.seed))
     print(f"wrote {head_path(json_path, args.kind)}: {args.kind} head on {len(dataset)} steps, targets {spec.ahead_min}-"
           f"{spec.ahead_max} steps ahead, recorded in {json_path.name}")
