@@ -101,6 +101,8 @@ def cmd_expert_train(args: argparse.Namespace) -> None:
 
 def cmd_head_train(args: argparse.Namespace) -> None:
     """`dfplan head train`: an action head fitted on a checkpoint's training data, saved beside it."""
+    import torch
+
     from dfplanner.planning.action_head import HeadSpec, fit_action_head
     from dfplanner.planning.settings import settings_for
     from dfplanner.training.checkpoint import checkpoint_paths, head_path, load_trained_model, save_head
@@ -117,8 +119,6 @@ def cmd_head_train(args: argparse.Namespace) -> None:
         raise DfplannerError(f"{json_path}: its env gives no position dims to aim a bc head at")
     spec = HeadSpec(args.kind, dims, args.ahead_min or low, args.ahead_max or max(high, args.ahead_min or low),
                     action_limit=settings.action_limit)
-    import torch
-
     torch.set_num_threads(1)  # a small MLP: one thread is fastest, and leaves the other core to other work
     save_head(json_path, fit_action_head(dataset, spec, steps=args.steps, seed=args.seed))
     print(f"wrote {head_path(json_path, args.kind)}: {args.kind} head on {len(dataset)} steps, targets {spec.ahead_min}-"
