@@ -22,6 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from dfplanner.data.sac_expert import ACTOR_FILE, CURVE_FILE, ExpertActor, evaluate_actor  # noqa: E402
 from dfplanner.envs import EXPERTS  # noqa: E402
@@ -52,6 +53,7 @@ def main() -> None:
     (folder / f"{args.name}.json").write_text(json.dumps(record, indent=1) + "\n")
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot([int(r["env_steps"]) for r in rows], [float(r["speed"]) for r in rows], marker="o")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda steps, _: f"{steps / 1000:.0f}k"))
     ax.set_xlabel("env steps")
     ax.set_ylabel("speed along the direction (units/s)")
     ax.set_title(f"{args.name} expert: SAC, deterministic evaluation", fontsize=9)

@@ -121,3 +121,4 @@ def test_sac_expert_trains_resumes_and_exports_what_it_acts_with(tmp_path):
         train_expert(antmaze.make_expert_env, tmp_path / "run", SacRecipe(**{**recipe.__dict__, "batch_size": 64}), progress=False)
     scores = evaluate_actor(ExpertActor(actor_path), antmaze.make_expert_env, episodes=1, seed=0)
     assert set(scores) == {"return", "length", "speed"} and 0 < scores["length"] <= 1000
+    assert evaluate_actor(ExpertActor(actor_path), antmaze.make_expert_env, episodes=1, seed=0) == scores  # directions seeded too

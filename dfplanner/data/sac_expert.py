@@ -85,17 +85,23 @@ def export_actor(model, path: Path) -> None:
 
 
 def evaluate_actor(actor: Callable[[np.ndarray], np.ndarray], make_env: Callable[[], gym.Env], episodes: int, seed: int) -> dict:
-    """Mean return, episode length and return per second (speed along the task) of deterministic episodes."""
+    """Mean return, episode length and return per second (speed along the task) of deterministic episodes.
+
+    OGBench's wrappers draw their directions from the global `np.random`, which is seeded here too, so
+    that the same seed gives the same episodes."""
+    from dfplanner.envs.ogbench import numpy_global_seed
+
     env = make_env()
     returns, lengths = [], []
-    for episode in range(episodes):
-        observation, _ = env.reset(seed=seed + episode)
-        total, steps, done = 0.0, 0, False
-        while not done:
-            observation, reward, terminated, truncated, _ = env.step(actor(observation))
-            total, steps, done = total + float(reward), steps + 1, terminated or truncated
-        returns.append(total)
-        lengths.append(steps)
+    with numpy_global_seed(seed):
+        for episode in range(episodes):
+            observation, _ = env.reset(seed=seed + episode)
+            total, steps, done = 0.0, 0, False
+            while not done:
+                observation, reward, terminated, truncated, _ = env.step(actor(observation))
+                total, steps, done = total + float(reward), steps + 1, terminated or truncated
+            returns.append(total)
+            lengths.append(steps)
     seconds = float(np.mean(lengths)) * env.unwrapped.dt
     env.close()
     return {"return": float(np.mean(returns)), "length": float(np.mean(lengths)), "speed": float(np.mean(returns)) / seconds}
