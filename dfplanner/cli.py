@@ -58,10 +58,10 @@ def _planner(args: argparse.Namespace, task: EvalTask) -> Policy:
 
 def _bc(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.evaluation.bc import BCPolicy
+    from dfplanner.evaluation.pretrained import load_checked
     from dfplanner.planning.settings import settings_for
-    from dfplanner.training.checkpoint import load_trained_model
 
-    trained = load_trained_model(_checkpoint_of(args, task), allow_unverified=args.allow_unverified)
+    trained = load_checked(Path(_checkpoint_of(args, task)), task.env_id, task.obs_dim, args.allow_unverified)
     return BCPolicy(trained, settings_for(trained.metadata))
 
 

@@ -110,3 +110,11 @@ def test_bc_baseline_runs_on_the_shipped_checkpoint_s_routes(tmp_path, capsys):
     assert json.loads(out.read_text())["success_rate"] >= 0.8
     assert main(["eval", "--env", "maze2d-umaze", "--policy", "bc", "--episodes", "1"]) == 2  # the shipped one has no bc head
     assert "dfplan head train --checkpoint CHECKPOINT --kind bc" in capsys.readouterr().err
+
+
+def test_bc_refuses_a_checkpoint_of_another_env(capsys):
+    """As the planner does: the shipped umaze checkpoint is not medium's."""
+    from dfplanner.evaluation.pretrained import shipped_checkpoint
+
+    args = ["eval", "--env", "maze2d-medium", "--policy", "bc", "--checkpoint", str(shipped_checkpoint("maze2d-umaze-v1")), "--episodes", "1"]
+    assert main(args) == 2 and "checkpoint was trained for maze2d-umaze-v1, not maze2d-medium-v1" in capsys.readouterr().err

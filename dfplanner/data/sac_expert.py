@@ -27,6 +27,7 @@ MODEL_FILE = "sac.zip"  # SB3's save: resumable, pickle, never shipped
 BUFFER_FILE = "replay.pkl"
 ACTOR_FILE = "actor.safetensors"
 CURVE_FILE = "curve.csv"
+CURVE_SEED_OFFSET = 10_000  # the curve's evaluation at step s uses seed offset + s: episodes no other row reuses
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def train_expert(make_env: Callable[[], gym.Env], out: str | Path, recipe: SacRe
             model.learn(total_timesteps=chunk, reset_num_timesteps=False, progress_bar=False)
             bar.update(model.num_timesteps - before)
             actor = lambda o: model.predict(o, deterministic=True)[0]  # noqa: E731
-            scores = evaluate_actor(actor, make_env, recipe.eval_episodes, seed=10_000 + model.num_timesteps)
+            scores = evaluate_actor(actor, make_env, recipe.eval_episodes, seed=CURVE_SEED_OFFSET + model.num_timesteps)
             bar.set_postfix(ret=f"{scores['return']:.1f}", speed=f"{scores['speed']:.2f}")
             _save(model, out, {"env_steps": model.num_timesteps, **scores, "seconds": round(time.perf_counter() - start, 1)})
     env.close()

@@ -31,6 +31,21 @@ def shipped_names() -> list[str]:
     return sorted(p.stem for p in SHIPPED_DIR.glob("*.json"))
 
 
+def load_checked(path: Path, env_id: str | None = None, obs_dim: int | None = None, allow_unverified: bool = False) -> TrainedModel:
+    """A checkpoint, checked to be trained for `env_id` and observations of size `obs_dim` when given
+    (what every policy that loads one, the planner and the bc baseline, must agree with its env on)."""
+    return check_trained_for(load_trained_model(path, device="cpu", allow_unverified=allow_unverified), env_id, obs_dim, str(path))
+
+
+def check_trained_for(trained: TrainedModel, env_id: str | None, obs_dim: int | None, where: str) -> TrainedModel:
+    trained_for = trained.metadata.get("env_id")
+    if env_id is not None and trained_for is not None and trained_for != env_id:
+        raise DfplannerError(f"{where}: checkpoint was trained for {trained_for}, not {env_id}")
+    if obs_dim is not None and trained.layout.obs_dim != obs_dim:
+        raise DfplannerError(f"{where}: checkpoint expects observations of size {trained.layout.obs_dim}, {env_id} gives {obs_dim}")
+    return trained
+
+
 def load_planner(
     checkpoint: str | Path | TrainedModel,
     env_id: str | None = None,
@@ -44,12 +59,9 @@ def load_planner(
 ) -> DiffusionForcingPlanner:
     """A planner from a checkpoint (path or loaded); checks it was trained for `env_id` and its
     observations of size `obs_dim` when they are given."""
-    trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_trained_model(Path(checkpoint), device="cpu", allow_unverified=allow_unverified)
-    where = "the model" if isinstance(checkpoint, TrainedModel) else str(checkpoint)
-    trained_for = trained.metadata.get("env_id")
-    if env_id is not None and trained_for is not None and trained_for != env_id:
-        raise DfplannerError(f"{where}: checkpoint was trained for {trained_for}, not {env_id}")
-    if obs_dim is not None and trained.layout.obs_dim != obs_dim:
-        raise DfplannerError(f"{where}: checkpoint expects observations of size {trained.layout.obs_dim}, {env_id} gives {obs_dim}")
+    if isinstance(checkpoint, TrainedModel):
+        trained = check_trained_for(checkpoint, env_id, obs_dim, "the model")
+    else:
+        trained = load_checked(Path(checkpoint), env_id, obs_dim, allow_unverified)
     settings = settings_for(trained.metadata, preset, **overrides)
     return DiffusionForcingPlanner(trained, settings, device=device, precision=precision, seed=seed)
