@@ -1,8 +1,8 @@
-"""Planning speed of the shipped OGBench PointMaze planners: one env, one thread.
+"""Planning speed of the shipped OGBench planners (PointMaze, AntMaze): one env, one thread.
 
     python benchmarks/ogbench_speed.py [--episodes 5]
 
-For every shipped pointmaze-* checkpoint, `dfplan eval --env NAME --episodes N --batch-size 1` in a
+For every shipped pointmaze-* and antmaze-* checkpoint, `dfplan eval --env NAME --episodes N --batch-size 1` in a
 subprocess pinned to one thread (episodes on tasks 1..N of OGBench's five); plans/s = the actions/s
 timed inside the policy divided by the env steps between plans. Run it on an otherwise idle machine.
 Writes results/ogbench_speed.json, results/ogbench_speed.md and the README's ogbench_speed block.
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=5)
     args = parser.parse_args()
     rows = {}
-    for name in sorted(p.stem for p in SHIPPED_DIR.glob("pointmaze-*.json")):
+    for name in sorted(p.stem for family in ("pointmaze", "antmaze") for p in SHIPPED_DIR.glob(f"{family}-*.json")):
         result = run_eval(["--env", name, "--episodes", str(args.episodes), "--batch-size", "1", "--seed", "0"], threads=1)
         planner = result["planner"]
         rows[name] = {"horizon": planner["horizon"], "replan_every": planner["replan_every"],

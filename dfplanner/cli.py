@@ -152,6 +152,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.policy == "planner":
         result["planner"] = {"checkpoint": str(args.checkpoint or "shipped"), "preset": args.preset,
                              **policy.settings.to_dict(), "replan_every": policy.replan_every}
+    if args.policy == "bc":
+        result["bc"] = {"checkpoint": str(args.checkpoint or "shipped"), "route_lookahead": policy.lookahead}
     print(format_summary(result))  # the results first: nothing written after them can lose them
     if args.json:
         with atomic_output(args.json) as tmp:

@@ -96,6 +96,7 @@ def test_bc_baseline_runs_on_the_shipped_checkpoint_s_routes(tmp_path, capsys):
 
     from dfplanner.evaluation.pretrained import shipped_checkpoint
     from dfplanner.planning.routes import routes_path
+    from dfplanner.planning.settings import settings_for
 
     shipped = shipped_checkpoint("maze2d-umaze-v1")
     for source, name in ((shipped, "ckpt.json"), (shipped.with_suffix(".safetensors"), "ckpt.safetensors"),
@@ -107,7 +108,9 @@ def test_bc_baseline_runs_on_the_shipped_checkpoint_s_routes(tmp_path, capsys):
     out = tmp_path / "bc.json"
     assert main(["eval", "--env", "maze2d-umaze", "--policy", "bc", "--checkpoint", str(tmp_path / "ckpt.json"),
                  "--episodes", "10", "--batch-size", "10", "--json", str(out)]) == 0
-    assert json.loads(out.read_text())["success_rate"] >= 0.8
+    result = json.loads(out.read_text())
+    assert result["success_rate"] >= 0.8
+    assert result["bc"]["route_lookahead"] == settings_for(json.loads(shipped.read_text())).route_lookahead  # the planner's subgoals
     assert main(["eval", "--env", "maze2d-umaze", "--policy", "bc", "--episodes", "1"]) == 2  # the shipped one has no bc head
     assert "dfplan head train --checkpoint CHECKPOINT --kind bc" in capsys.readouterr().err
 

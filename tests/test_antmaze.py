@@ -122,3 +122,17 @@ def test_sac_expert_trains_resumes_and_exports_what_it_acts_with(tmp_path):
     scores = evaluate_actor(ExpertActor(actor_path), antmaze.make_expert_env, episodes=1, seed=0)
     assert set(scores) == {"return", "length", "speed"} and 0 < scores["length"] <= 1000
     assert evaluate_actor(ExpertActor(actor_path), antmaze.make_expert_env, episodes=1, seed=0) == scores  # directions seeded too
+
+
+def test_shipped_ant_planner_walks_to_the_goal_through_its_inverse_dynamics_head(tmp_path):
+    """`dfplan eval --env antmaze-medium-navigate-v0` out of the box: the shipped planner's torques
+    come from its inverse-dynamics head on the planned states, and the ant reaches task 5's goal
+    (across the maze) in both episodes."""
+    from dfplanner.cli import main
+
+    out = tmp_path / "result.json"
+    assert main(["eval", "--env", "antmaze-medium-navigate-v0", "--task", "5", "--episodes", "2", "--batch-size", "2",
+                 "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["planner"]["action_mode"] == "inverse" and result["planner"]["horizon"] > 1
+    assert result["success_rate"] == 1.0

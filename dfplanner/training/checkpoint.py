@@ -33,8 +33,8 @@ from dfplanner.data.tokens import Normalizer, TokenCodec, TokenLayout
 FORMAT_VERSION = 1
 DIGEST_KEY = "safetensors_sha256"  # in NAME.json: the sha256 of NAME.safetensors' bytes
 TRAINED_ON_KEY = "trained_on"  # in shipped NAME.json: the dataset, the command that makes it and its seed
-ROUTES_DIGEST_KEY = "routes_sha256"
-HEADS_KEY = "heads"  # in NAME.json: each action head's spec and the sha256 of its NAME.KIND.safetensors  # in NAME.json: the sha256 of NAME.routes.safetensors' bytes, when it has routes
+ROUTES_DIGEST_KEY = "routes_sha256"  # in NAME.json: the sha256 of NAME.routes.safetensors' bytes, when it has routes
+HEADS_KEY = "heads"  # in NAME.json: each action head's spec and the sha256 of its NAME.KIND.safetensors
 RUN_MODEL_STEM = "model"  # a run folder's checkpoint: RUN/model.{json,safetensors}
 DIGEST_CHUNK = 1 << 20
 
