@@ -83,15 +83,16 @@ def table() -> str:
 
 def tuning_table() -> str:
     """Seed 777's runs (results/antmaze/tuning/NAME_VARIANT.json), the settings read back from each JSON."""
-    lines = ["| dataset | policy | action mode | track ahead | horizon | route lookahead | candidates | guidance scale | success (tasks 1-5) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | policy | action mode | track ahead | horizon | sampling steps | route lookahead | candidates | guidance scale "
+             "| success (tasks 1-5) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted((FOLDER / "tuning").glob("*.json")):
         result = json.loads(path.read_text())
         s, name = result.get("planner"), result["env"].removesuffix("-v0").removeprefix("antmaze-")
         if s is None:  # --policy bc: the route subgoals are its only setting
-            settings = f"- | - | - | {result['bc']['route_lookahead']} | - | -"
+            settings = f"- | - | - | - | {result['bc']['route_lookahead']} | - | -"
         else:
-            settings = f"{s['action_mode']} | {s['track_ahead']} | {s['horizon']} | {s['route_lookahead']} | {s['candidates']} | {s['guidance_scale']:g}"
+            settings = (f"{s['action_mode']} | {s['track_ahead']} | {s['horizon']} | {s['sampling_steps']} | {s['route_lookahead']} | "
+                        f"{s['candidates']} | {s['guidance_scale']:g}")
         lines.append(f"| {name} | {result['policy']} | {settings} | {cell(path)} |")
     return "\n".join(lines)
 
