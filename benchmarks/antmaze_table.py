@@ -42,7 +42,7 @@ OTHER_ACTIONS = {"inverse": "diffused", "diffused": "inverse"}
 PUBLISHED = {
     "HIQL (OGBench paper, ICLR 2025)": (96, 91, 65, 94, 67, 2),
     "GAS (ICML 2025)": (96.3, 93.2, 77.6, 98.1, 96.3, 88.3),
-    "Diffusion Forcing (Fast-MCTD paper, modified env)": (90, 57, 24, None, None, None),
+    "Diffusion Forcing (as reprinted for the Fast-MCTD paper, modified env; not found in its stored text)": (90, 57, 24, None, None, None),
 }
 
 
