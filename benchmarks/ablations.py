@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from dfplanner.training.checkpoint import HEADS_KEY, TrainedModel, load_trained_model
+from dfplanner.training.checkpoint import HEADS_KEY, ROUTES_DIGEST_KEY, TrainedModel, load_trained_model
 from dfplanner.envs.layouts import resolve_env_id
 from dfplanner.evaluation.pretrained import shipped_checkpoint
 from dfplanner.planning.routes import routes_path
@@ -72,12 +72,12 @@ UNTRAINED_SEED = 0
 
 def untrained_checkpoint(env_id: str) -> str:
     """The shipped checkpoint's description with a freshly initialized denoiser, and the shipped routes
-    and action heads (made again when the shipped planner settings or heads change, so the row always
+    and action heads (made again when the shipped planner settings, routes or heads change, so the row always
     plans as the shipped planner does)."""
     stem = UNTRAINED_DIR / f"{env_id}-untrained"
     made = stem.with_suffix(".json")
     shipped_json = json.loads(shipped_checkpoint(env_id).read_text())
-    kept = {key: shipped_json.get(key) for key in ("planner", HEADS_KEY)}
+    kept = {key: shipped_json.get(key) for key in ("planner", HEADS_KEY, ROUTES_DIGEST_KEY)}
     if not made.exists() or not routes_path(made).exists() or {key: json.loads(made.read_text()).get(key) for key in kept} != kept:
         shipped = load_trained_model(shipped_checkpoint(env_id))
         torch.manual_seed(UNTRAINED_SEED)

@@ -25,6 +25,7 @@ DEFAULT_POLICY = "planner"
 DEFAULT_DEVICE = "auto"
 DEFAULT_PRECISION = "float32"
 CHECKPOINT_POLICIES = ("bc",)  # policies besides the planner that load a checkpoint (--checkpoint, default: the shipped one)
+BC_SETTINGS = ("route_lookahead", "route_traffic")  # the planner settings --policy bc reads too: where its subgoals lie
 
 
 def _oracle(args: argparse.Namespace, task: EvalTask) -> Policy:
@@ -62,7 +63,7 @@ def _bc(args: argparse.Namespace, task: EvalTask) -> Policy:
     from dfplanner.planning.settings import settings_for
 
     trained = load_checked(Path(_checkpoint_of(args, task)), task.env_id, task.obs_dim, args.allow_unverified)
-    return BCPolicy(trained, settings_for(trained.metadata))
+    return BCPolicy(trained, settings_for(trained.metadata, **{name: getattr(args, name) for name in BC_SETTINGS}))
 
 
 # --policy name -> factory(args, task) returning a batched Policy (see dfplanner.envs.family.Policy)
@@ -153,7 +154,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         result["planner"] = {"checkpoint": str(args.checkpoint or "shipped"), "preset": args.preset,
                              **policy.settings.to_dict(), "replan_every": policy.replan_every}
     if args.policy == "bc":
-        result["bc"] = {"checkpoint": str(args.checkpoint or "shipped"), "route_lookahead": policy.lookahead}
+        result["bc"] = {"checkpoint": str(args.checkpoint or "shipped"), "route_lookahead": policy.lookahead, "route_traffic": policy.traffic}
     print(format_summary(result))  # the results first: nothing written after them can lose them
     if args.json:
         with atomic_output(args.json) as tmp:
@@ -178,7 +179,9 @@ def _check_policy_flags(args: argparse.Namespace) -> None:
     if args.policy == "planner":
         return
     checkpointed = args.policy in CHECKPOINT_POLICIES  # these read --checkpoint, and may be trusted without a digest
-    given = [dest for dest in ("preset", *planner_flags(), *(() if checkpointed else ("checkpoint",))) if getattr(args, dest) is not None]
+    read = BC_SETTINGS if args.policy == "bc" else ()
+    given = [dest for dest in ("preset", *planner_flags(), *(() if checkpointed else ("checkpoint",)))
+             if getattr(args, dest) is not None and dest not in read]
     given += ["device"] if args.device != DEFAULT_DEVICE else []
     given += ["allow_unverified"] if args.allow_unverified and not checkpointed else []
     given += ["precision"] if args.precision != DEFAULT_PRECISION else []
@@ -534,7 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--task", type=int_in(1, 100), default=None, metavar="K", help="OGBench: only evaluation task K (1..5); default: all 5 in turn")
     evaluate.add_argument("--policy", choices=sorted(POLICIES), default=DEFAULT_POLICY,
                           help="the Diffusion Forcing planner; bc, the model-free baseline (behaviour cloning aimed at the "
-                          "planner's route subgoals, a head beside the checkpoint); the scripted oracle; uniform random actions")
+                          "planner's route subgoals, a head beside the checkpoint; --route-lookahead / --route-traffic move them); "
+                          "the scripted oracle; uniform random actions")
     evaluate.add_argument("--episodes", type=int_in(1, MAX_EPISODES), default=20, help="episodes to run")
     evaluate.add_argument("--seed", type=int_in(*SEEDS), default=0, help="seeds each episode's start (and target with --multi-goal)")
     evaluate.add_argument("--multi-goal", action="store_true", help="random target per episode (Diffuser's Multi2D)")

@@ -5,7 +5,7 @@ in [-1, 1]; OGBench's protocol and files as for PointMaze (`OGBenchMazeFamily`),
 of the goal. No controller turns a planned xy into torques, so the planner's actions come from what
 its model learned: the family's facts say diffused actions (they need nothing beside the checkpoint);
 the tuned configs (envs/configs/antmaze*.toml) act through the inverse-dynamics head fitted on the same
-data (`dfplan head train --kind inverse`), which reaches twice as many goals (results/antmaze_table.md).
+data (`dfplan head train --kind inverse`); diffused actions reach almost no goal (results/antmaze_table.md).
 
 The data recipe drives OGBench's low-level expert along the oracle's directions with action noise
 0.2. OGBench downloads that expert; here it is trained (`dfplan expert train --env ant`, SAC on

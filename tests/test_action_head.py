@@ -111,6 +111,13 @@ def test_bc_baseline_runs_on_the_shipped_checkpoint_s_routes(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["success_rate"] >= 0.8
     assert result["bc"]["route_lookahead"] == settings_for(json.loads(shipped.read_text())).route_lookahead  # the planner's subgoals
+    ckpt = ["--policy", "bc", "--checkpoint", str(tmp_path / "ckpt.json"), "--episodes", "1", "--json", str(out)]
+    assert main(["eval", "--env", "maze2d-umaze", *ckpt, "--route-lookahead", "10"]) == 0  # its own subgoals
+    assert json.loads(out.read_text())["bc"]["route_lookahead"] == 10
+    assert main(["eval", "--env", "maze2d-umaze", *ckpt, "--horizon", "3"]) == 2  # a plan's setting: bc has no plan
+    assert "--policy bc does not use --horizon" in capsys.readouterr().err
+    assert main(["eval", "--env", "maze2d-umaze", *ckpt, "--route-traffic", "1"]) == 2  # routes made before links were counted
+    assert "route_traffic must be 0" in capsys.readouterr().err
     assert main(["eval", "--env", "maze2d-umaze", "--policy", "bc", "--episodes", "1"]) == 2  # the shipped one has no bc head
     assert "dfplan head train --checkpoint CHECKPOINT --kind bc" in capsys.readouterr().err
 

@@ -134,5 +134,5 @@ def test_shipped_ant_planner_walks_to_the_goal_through_its_inverse_dynamics_head
     assert main(["eval", "--env", "antmaze-medium-navigate-v0", "--task", "5", "--episodes", "2", "--batch-size", "2",
                  "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert result["planner"]["action_mode"] == "inverse" and result["planner"]["horizon"] > 1
+    assert result["planner"]["action_mode"] == "inverse" and result["planner"]["route_traffic"] > 0  # lane-keeping routes
     assert result["success_rate"] == 1.0

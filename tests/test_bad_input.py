@@ -259,6 +259,7 @@ CASES.update({
     "NaN guidance scale": (lambda t: evaluate(None, "--guidance-scale", "nan"), ["guidance_scale must be a finite number"]),
     "infinite guidance scale": (lambda t: evaluate(None, "--guidance-scale", "inf"), ["guidance_scale must be a finite number"]),
     "negative hold radius": (lambda t: evaluate(None, "--hold-radius", "-1"), ["hold_radius must be a finite number"]),
+    "negative route traffic": (lambda t: evaluate(None, "--route-traffic", "-1"), ["route_traffic must be a finite number"]),
 })
 
 

@@ -57,12 +57,35 @@ def test_routes_never_join_two_episodes():
     assert routes.distance(np.array([[0.0, 10.0]]), np.array([[4.0, 10.0]]))[0] == pytest.approx(24.0, abs=1.5)
 
 
+def two_lanes() -> tuple[OfflineDataset, np.ndarray, np.ndarray]:
+    """From (0, 0) to (4, 0): straight along y = 0 once, and 20 times round by y = 2 (twice as long);
+    then once back round. The shortest route is the straight lane, the most travelled the detour."""
+    straight = np.stack([np.linspace(0, 4, 41), np.zeros(41)], 1)
+    up = np.stack([np.zeros(21), np.linspace(0, 2, 21)], 1)
+    across = np.stack([np.linspace(0, 4, 41), np.full(41, 2.0)], 1)[1:]
+    down = np.stack([np.full(21, 4.0), np.linspace(2, 0, 21)], 1)[1:]
+    detour = np.concatenate([up, across, down])
+    episodes = [straight] + [detour] * 20 + [detour[::-1]]
+    data = dataset(np.concatenate(episodes).astype(np.float32), list(np.cumsum([len(e) for e in episodes])))
+    return data, np.array([[0.0, 0.0]]), np.array([[4.0, 0.0]])
+
+
+def test_route_traffic_keeps_to_the_lane_the_data_took_most():
+    data, start, goal = two_lanes()
+    routes = DataRoutes.from_dataset(data, (0, 1))
+    shortest = routes.subgoals(start, goal, steps=10)[0]
+    assert shortest[0] > 0.8 and abs(shortest[1]) < 0.3  # a unit along the straight lane
+    travelled = routes.subgoals(start, goal, steps=10, traffic=1.0)[0]
+    assert abs(travelled[0]) < 0.3 and travelled[1] > 0.8  # a unit up the detour
+    assert routes.distance(start, goal)[0] == pytest.approx(4.0, abs=0.6)  # distance stays the shortest route's length
+
+
 def test_routes_file_round_trip_and_bad_files(tmp_path):
     walk = np.concatenate([u_walk(), u_walk()[::-1]])
     routes = DataRoutes.from_dataset(dataset(walk, [len(walk)]), (0, 1))
     routes.save(tmp_path / "r.routes.safetensors")
     loaded = DataRoutes.load(tmp_path / "r.routes.safetensors")
-    for key in ("nodes", "sources", "targets"):
+    for key in ("nodes", "sources", "targets", "counts"):
         assert np.array_equal(getattr(loaded, key), getattr(routes, key))
     start, goal = walk[:1], walk[-1:]
     assert loaded.step == routes.step
@@ -70,6 +93,12 @@ def test_routes_file_round_trip_and_bad_files(tmp_path):
     (tmp_path / "bad.routes.safetensors").write_bytes(b"not a safetensors file at all")
     with pytest.raises(DfplannerError, match="bad.routes.safetensors: not a routes file"):
         DataRoutes.load(tmp_path / "bad.routes.safetensors")
+    uncounted = DataRoutes(routes.nodes, routes.sources, routes.targets, routes.step)  # a file made before links were counted
+    uncounted.save(tmp_path / "old.routes.safetensors")
+    old = DataRoutes.load(tmp_path / "old.routes.safetensors")
+    assert np.allclose(old.subgoals(start, goal, 30), routes.subgoals(start, goal, 30))
+    with pytest.raises(DfplannerError, match="route_traffic must be 0"):
+        old.subgoals(start, walk[len(walk) // 2][None], 30, traffic=1.0)
 
 
 def test_a_dataset_that_never_moves_has_no_routes():

@@ -107,6 +107,8 @@ class DiffusionForcingPlanner:
         if s.route_lookahead > 0 and self.trained.routes is None and s.cost == "goal":
             warnings.warn("this checkpoint has no routes beside it (NAME.routes.safetensors), so plans aim straight at the goal; "
                           "`dfplan routes --checkpoint CHECKPOINT` makes them from its training data", stacklevel=3)
+        if self.trained.routes is not None:
+            self.trained.routes.check_traffic(s.route_traffic)
         if s.action_mode == "inverse":
             head = self.trained.heads.get("inverse")
             if head is None:
@@ -335,7 +337,7 @@ class DiffusionForcingPlanner:
         if s.route_lookahead == 0 or self.trained.routes is None:
             return goal
         positions = current[:, list(s.position_dims)].float().cpu().numpy()
-        subgoals = self.trained.routes.subgoals(positions, goal.float().cpu().numpy(), s.route_lookahead)
+        subgoals = self.trained.routes.subgoals(positions, goal.float().cpu().numpy(), s.route_lookahead, s.route_traffic)
         return torch.as_tensor(subgoals, device=self.device, dtype=goal.dtype)
 
     def plan(self, on_row: RowCallback | None = None) -> Plan:

@@ -5,10 +5,17 @@ behind a wall. The data knows better: every recorded transition is a step somebo
 quantizes the recorded positions into cells (CELL_STEPS median steps wide), links two cells when a transition of one
 episode goes from one to the other, and so holds the temporal distance the data itself supports: the
 shortest chain of recorded steps (Dijkstra over the graph; each link costs the distance between the two
-cells' mean positions). It is the fixed point of the Bellman backup d(s, g) = min over recorded
+cells' mean positions, or with `traffic` > 0 that distance weighted by how rarely the data took the
+link, below). It is the fixed point of the Bellman backup d(s, g) = min over recorded
 s -> s' of |s - s'| + d(s', g) on the quantized states, the tabular form of the hindsight temporal
 distance: no maze layout, wall or oracle enters it, and it joins the pieces of a stitch dataset.
 Only the cells that all reach one another are kept, so that every goal's nearest cell has a route.
+
+The shortest chain grazes every wall corner the data ever grazed: a path through sparsely visited cells
+at the edge of a corridor is as short as any. A point mass does not mind; an ant that grazes a corner
+falls over. With `traffic` t > 0 a link costs its length times (median link count / its count)^t, so
+a link the data took often is cheap and a rarely taken one dear: routes keep to the lanes the data's
+walker kept to (corridor centres) and turn where it turned. t = 0 is the plain shortest chain.
 
 The planner uses it for subgoals: at each decision it aims its cost at the point the data's route from
 its position to the goal reaches after `route_lookahead` recorded steps (of the dataset's median
@@ -48,8 +55,9 @@ class DataRoutes:
     sources: np.ndarray  # (E,) int64: a recorded transition went from cell sources[e] ...
     targets: np.ndarray  # (E,) int64: ... to cell targets[e]
     step: float  # the median distance between consecutive recorded positions
-    _to_goal: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
-    _backwards: csr_matrix | None = field(default=None, repr=False)
+    counts: np.ndarray | None = None  # (E,) int64 recorded transitions along each link (None: a routes file made before counts)
+    _to_goal: dict[tuple[int, float], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _backwards: dict[float, csr_matrix] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, positions: np.ndarray, episode_ends: np.ndarray, step: float) -> DataRoutes:
@@ -65,11 +73,12 @@ class DataRoutes:
         within = np.ones(len(positions) - 1, dtype=bool)
         within[np.asarray(episode_ends)[:-1] - 1] = False  # the last step of an episode leads nowhere
         pairs = np.stack([node_of[:-1][within], node_of[1:][within]], axis=1)
-        pairs = np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0)
+        pairs, counts = np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0, return_counts=True)
         keep = _largest_strong_component(len(nodes), pairs)
         index = np.cumsum(keep) - 1
-        pairs = pairs[keep[pairs[:, 0]] & keep[pairs[:, 1]]]
-        return cls(nodes[keep].astype(np.float32), index[pairs[:, 0]], index[pairs[:, 1]], float(step))
+        kept = keep[pairs[:, 0]] & keep[pairs[:, 1]]
+        pairs = pairs[kept]
+        return cls(nodes[keep].astype(np.float32), index[pairs[:, 0]], index[pairs[:, 1]], float(step), counts[kept].astype(np.int64))
 
     @classmethod
     def from_dataset(cls, dataset: OfflineDataset, position_dims: tuple[int, ...]) -> DataRoutes:
@@ -84,6 +93,8 @@ class DataRoutes:
 
     def save(self, path: Path) -> None:
         arrays = {"nodes": self.nodes, "sources": self.sources, "targets": self.targets, "step": np.array([self.step])}
+        if self.counts is not None:
+            arrays["counts"] = self.counts
         arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}  # safetensors writes the raw buffer
         with atomic_output(Path(path)) as temp:
             save_file(arrays, str(temp))
@@ -97,46 +108,65 @@ class DataRoutes:
         missing = sorted({"nodes", "sources", "targets", "step"} - set(arrays))
         if missing:
             raise DfplannerError(f"{path}: routes file lacks {', '.join(missing)}")
-        nodes, sources, targets = arrays["nodes"], arrays["sources"], arrays["targets"]
-        if nodes.ndim != 2 or sources.shape != targets.shape or len(sources) and max(sources.max(), targets.max()) >= len(nodes):
-            raise DfplannerError(f"{path}: routes file is inconsistent (nodes {nodes.shape}, edges {sources.shape} / {targets.shape})")
-        return cls(nodes, sources.astype(np.int64), targets.astype(np.int64), float(arrays["step"][0]))
+        nodes, sources, targets, counts = arrays["nodes"], arrays["sources"], arrays["targets"], arrays.get("counts")
+        if (nodes.ndim != 2 or sources.shape != targets.shape or len(sources) and max(sources.max(), targets.max()) >= len(nodes)
+                or counts is not None and (counts.shape != sources.shape or len(counts) and counts.min() < 1)):
+            raise DfplannerError(f"{path}: routes file is inconsistent (nodes {nodes.shape}, edges {sources.shape} / {targets.shape}"
+                                 f"{'' if counts is None else f', counts {counts.shape}'})")
+        return cls(nodes, sources.astype(np.int64), targets.astype(np.int64), float(arrays["step"][0]),
+                   None if counts is None else counts.astype(np.int64))
 
     def nearest(self, positions: np.ndarray) -> np.ndarray:
         """The cell whose mean position is nearest each position (B, d)."""
         return np.argmin(((positions[:, None, :] - self.nodes[None]) ** 2).sum(-1), axis=1)
 
-    def _routes_to(self, goal_node: int) -> tuple[np.ndarray, np.ndarray]:
-        """Distance from every cell to this one along recorded steps, and each cell's next cell on the way."""
-        if self._backwards is None:  # each link reversed, its length the distance between the cells' means
-            lengths = np.linalg.norm(self.nodes[self.sources] - self.nodes[self.targets], axis=1)
+    def check_traffic(self, traffic: float) -> None:
+        """A user error, before any episode, for a traffic these routes cannot weigh links by."""
+        if traffic != 0 and self.counts is None:
+            raise DfplannerError("these routes were made before links were counted, so route_traffic must be 0; "
+                                 "remake them with `dfplan routes --checkpoint CHECKPOINT`")
+
+    def link_costs(self, traffic: float) -> np.ndarray:
+        """What each link costs a route: its length, times (median count / its count)^traffic."""
+        self.check_traffic(traffic)
+        lengths = np.linalg.norm(self.nodes[self.sources] - self.nodes[self.targets], axis=1).astype(np.float64)
+        if traffic == 0:
+            return lengths
+        return lengths * (np.median(self.counts) / self.counts) ** traffic
+
+    def _routes_to(self, goal_node: int, traffic: float) -> tuple[np.ndarray, np.ndarray]:
+        """Cost from every cell to this one along recorded steps, and each cell's next cell on the way."""
+        if traffic not in self._backwards:  # each link reversed
             n = len(self.nodes)
-            self._backwards = csr_matrix((lengths, (self.targets, self.sources)), shape=(n, n))
-        if goal_node not in self._to_goal:
-            distance, previous = dijkstra(self._backwards, indices=goal_node, return_predecessors=True)
-            self._to_goal[goal_node] = (distance, previous)  # previous on the reversed graph = next on the route
-        return self._to_goal[goal_node]
+            self._backwards[traffic] = csr_matrix((self.link_costs(traffic), (self.targets, self.sources)), shape=(n, n))
+        key = (goal_node, traffic)
+        if key not in self._to_goal:
+            distance, previous = dijkstra(self._backwards[traffic], indices=goal_node, return_predecessors=True)
+            self._to_goal[key] = (distance, previous)  # previous on the reversed graph = next on the route
+        return self._to_goal[key]
 
     def distance(self, positions: np.ndarray, goals: np.ndarray) -> np.ndarray:
-        """Length of the data's route from each position to its goal (inf where the data never connects them)."""
+        """Length of the data's shortest route from each position to its goal (inf where the data never connects them)."""
         starts, ends = self.nearest(positions), self.nearest(goals)
-        return np.array([self._routes_to(int(end))[0][start] for start, end in zip(starts, ends)])
+        return np.array([self._routes_to(int(end), 0.0)[0][start] for start, end in zip(starts, ends)])
 
-    def subgoals(self, positions: np.ndarray, goals: np.ndarray, steps: float) -> np.ndarray:
-        """For each position (B, d), the point `steps` recorded steps along the data's route to its goal:
-        the first cell on the route at least that far along, or the goal itself when the route is shorter (or none)."""
+    def subgoals(self, positions: np.ndarray, goals: np.ndarray, steps: float, traffic: float = 0.0) -> np.ndarray:
+        """For each position (B, d), the point `steps` recorded steps along the data's route to its goal
+        (the cheapest at this `traffic`): the first cell on the route at least that far along, or the
+        goal itself once the shortest route is that short (or there is none). Within reach the goal
+        wins even at traffic > 0: the most travelled lane near a goal may lead away from it first."""
         lookahead = steps * self.step
         out = np.array(goals, dtype=np.float32, copy=True)
         starts, ends = self.nearest(positions), self.nearest(goals)
         for b, (node, end) in enumerate(zip(starts, ends)):
-            distance, following = self._routes_to(int(end))
-            if not np.isfinite(distance[node]) or distance[node] <= lookahead:
+            shortest = self._routes_to(int(end), 0.0)[0][node]
+            if not np.isfinite(shortest) or shortest <= lookahead:
                 continue
+            following = self._routes_to(int(end), float(traffic))[1]
             travelled = 0.0
-            while travelled < lookahead:
-                step = following[node]
-                travelled += float(np.linalg.norm(self.nodes[step] - self.nodes[node]))
-                node = step
+            while travelled < lookahead and node != end:
+                travelled += float(np.linalg.norm(self.nodes[following[node]] - self.nodes[node]))
+                node = following[node]
             out[b] = self.nodes[node]
         return out
 

@@ -16,7 +16,8 @@ higher, but with it one planned token does as well as five: the plan no longer d
 the best value depends on the env, the defaults are not the best and the family or its config sets it:
 the horizon (default 20; maze2d and OGBench PointMaze ship 5), `track_ahead` (default 0: how far ahead
 to aim depends on the dynamics; maze2d and OGBench PointMaze set 15, on the tests' damped point it
-overshoots) and `route_lookahead` (OGBench PointMaze sets 20). The `dfplan eval` / `dfplan plan` flags
+overshoots), `route_lookahead` (OGBench PointMaze sets 20) and `route_traffic` (default 0, the shortest
+routes, which graze wall corners: a point mass does not mind, an ant falls over; AntMaze sets 0.5). The `dfplan eval` / `dfplan plan` flags
 are generated from the fields' metadata. Settings are frozen: change them with `dataclasses.replace`
 (which validates again), never on a built planner.
 """
@@ -74,6 +75,7 @@ class PlannerSettings:
     velocity_dims: tuple[int, ...] = _setting((), "observation dimensions holding the velocity (PD)", flag=False)
     cost: str = _setting("goal", "what guidance minimizes", COST_NAMES)
     route_lookahead: int = _setting(40, "aim the cost this many recorded steps along the training data's route to the goal (0: straight at the goal; dfplanner.planning.routes)")
+    route_traffic: float = _setting(0.0, "routes prefer links the data took often: each costs length x (median count / count)^this (0: the shortest; dfplanner.planning.routes)")
     hold_radius: float = _setting(0.5, "from its first step this near the goal, a plan holds the goal at rest (0: off; dfplanner.planning.goal_hold)")
     guidance: str = _setting("model", "how the cost's gradient steers sampling (dfplanner.planning.guidance)", GUIDANCE_NAMES)
     guidance_scale: float = _setting(5.0, "guidance strength (0: unguided)")
@@ -104,7 +106,8 @@ class PlannerSettings:
                 continue
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= high:
                 raise DfplannerError(f"{name} must be an integer in {low}..{high:,}, got {value!r}")
-        for name, low, high in (("uncertainty", 0, math.inf), ("guidance_scale", 0, math.inf), ("plan_pull", 0, math.inf), ("eta", 0, 1), ("hold_radius", 0, math.inf)):
+        for name, low, high in (("uncertainty", 0, math.inf), ("guidance_scale", 0, math.inf), ("plan_pull", 0, math.inf), ("eta", 0, 1), ("hold_radius", 0, math.inf),
+                                ("route_traffic", 0, math.inf)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high or not math.isfinite(value):
                 raise DfplannerError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
