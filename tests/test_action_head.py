@@ -83,6 +83,8 @@ def test_heads_are_saved_beside_the_checkpoint_with_their_digest(tmp_path, point
     obs = np.zeros((3, 4), np.float32)
     np.testing.assert_allclose(loaded.heads["inverse"].act(obs, obs + 0.1), inverse_head.act(obs, obs + 0.1))
     assert json.loads((tmp_path / "model.json").read_text())["heads"]["inverse"]["ahead_min"] == 1
+    point_model.save(tmp_path / "model")  # a training run saving again: the head fitted beside it stays
+    assert "inverse" in load_trained_model(tmp_path / "model.json").heads
     path = head_path(tmp_path / "model.json", "inverse")
     path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(DfplannerError, match="model.inverse.safetensors: sha256 differs"):

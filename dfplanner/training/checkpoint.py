@@ -116,15 +116,20 @@ class TrainedModel:
         }
 
     def save(self, stem: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
-        """Write stem.safetensors, then stem.json with its digest (weights default to the model's own)."""
+        """Write stem.safetensors, then stem.json with its digest (weights default to the model's own).
+
+        Action heads already recorded in stem.json stay recorded: they are fitted on the data, not on
+        these weights, so a training run saved again after `dfplan head train` keeps its heads."""
         stem = Path(stem)
+        json_path = stem.with_suffix(".json")
+        recorded = read_json(json_path).get(HEADS_KEY, {}) if json_path.exists() else {}
         write_tensors(stem.with_suffix(".safetensors"), state_dict or self.model.state_dict())
         digests = {DIGEST_KEY: file_sha256(stem.with_suffix(".safetensors"))}
         if self.routes is not None:
-            routes = routes_path(stem.with_suffix(".json"))
+            routes = routes_path(json_path)
             self.routes.save(routes)
             digests[ROUTES_DIGEST_KEY] = file_sha256(routes)
-        write_json(stem.with_suffix(".json"), {**self.description(), **digests})
+        write_json(json_path, {**self.description(), **digests, **({HEADS_KEY: recorded} if recorded else {})})
         for head in self.heads.values():
             save_head(stem.with_suffix(".json"), head)
 
