@@ -287,8 +287,9 @@ def reference() -> str:
     lines += [
         "",
         "`[planner]`: the planner settings recorded in the checkpoint (defaults for `dfplan eval` and",
-        "`dfplan plan`, whose flags override them for one run): the fields of `PlannerSettings` and",
-        "`SamplerSettings` (`dfplanner/planning/planner.py`, `dfplanner/planning/sampling.py`), read by `PlannerSettings.from_dict`.",
+        "`dfplan plan`, whose flags override them for one run): the fields of `PlannerSettings`",
+        "(`dfplanner/planning/settings.py`, each with its default, range and help), read by",
+        "`PlannerSettings.from_dict`; `dfplan config show --env ENV` prints every one with the layer it comes from.",
     ]
     return "\n".join(lines) + "\n"
 
