@@ -40,6 +40,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "bc": ("model-free: behaviour cloning aimed at the same route subgoals (`--policy bc`)", ["--policy", "bc"]),
     "bc-tuned": ("the same behaviour cloning aimed at the route subgoals tuned for it on seed 777 (`BC_SUBGOALS`)", ["--policy", "bc", "{bc}"]),
     "untrained": ("re-initialized denoiser, same sampler, guidance, routes and action head", ["--checkpoint", "{untrained}"]),
+    "shortest-routes": ("routes by length alone, which graze wall corners (`--route-traffic 0`)", ["--route-traffic", "0"]),
     "horizon": ("the other plan length: one planned token (`--horizon 1`), or 20 for a one-token planner", ["--horizon", "{horizon}"]),
     "other-actions": ("the other action source: diffused actions for an inverse-head planner, and the reverse", ["--action-mode", "{other}"]),
 }

@@ -102,7 +102,6 @@ def test_planner_rejects_bad_inputs(point_model):
 
 
 def test_non_finite_model_output_is_an_error_not_an_action(point_model):
-
     broken = copy.deepcopy(point_model)
     with torch.no_grad():
         broken.model.head[-1].bias.fill_(float("nan"))

@@ -131,7 +131,7 @@ class TrainedModel:
             digests[ROUTES_DIGEST_KEY] = file_sha256(routes)
         write_json(json_path, {**self.description(), **digests, **({HEADS_KEY: recorded} if recorded else {})})
         for head in self.heads.values():
-            save_head(stem.with_suffix(".json"), head)
+            save_head(json_path, head)
 
 
 def record_digest(json_path: Path, **metadata) -> None:
