@@ -458,6 +458,7 @@ def format_summary(result: dict) -> str:
         *([("per task", ", ".join(f"{k}: {v['success_rate']:.2f}" for k, v in result["per_task"].items()))]
           if "per_task" in result else []),
         *([("first reach", f"{result['first_reach_mean']:.1f} steps")] if result["first_reach_mean"] is not None else []),
+        *([("missed goals", ", ".join(f"{k}: {v}" for k, v in result["failures"].items()) or "none")] if "failures" in result else []),
         ("actions/s", f"{result['decisions_per_second']:.0f} inside the policy (all envs of a batch)"
                       + (f", {result['decisions_per_second'] / result['planner']['replan_every']:.0f} plans/s"
                          if "planner" in result else "")),

@@ -16,12 +16,14 @@ every 100 steps, the direction appended to the observation without xy) and shipp
 
 from __future__ import annotations
 
+import dataclasses
 from importlib import resources
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
+from dfplanner.envs.family import TAIL_STEPS, EvalTask
 from dfplanner.envs.ogbench import OGBenchMazeFamily, OraclePolicy, eval_env_id
 from dfplanner.errors import DfplannerError
 
@@ -31,6 +33,19 @@ ACTION_NOISE = 0.2  # generate_locomaze.py's default --noise, which commands.sh 
 ACT_DIM = 8
 XY_DIMS = (0, 1)  # qpos[:2]
 XY_VELOCITY_DIMS = (15, 16)  # qvel[:2], after the 15 entries of qpos
+TORSO_QUATERNION = slice(3, 7)  # qpos[3:7]: the torso's orientation (w, x, y, z), after its xyz
+# Less than this far (maze units; a cell is 4) in the last TAIL_STEPS steps (10 s) is stuck: the expert
+# walks that far in about a second.
+STUCK_DISTANCE = 1.0
+
+
+def failure_kinds(observations: np.ndarray, xy_before: np.ndarray) -> list[str]:
+    """Why ant episodes missed the goal: overturned (the torso's up axis points below the horizon), stuck
+    (hardly moved in the last TAIL_STEPS steps), or timed-out (still walking when the episode ended)."""
+    _, qx, qy, _ = np.moveaxis(observations[:, TORSO_QUATERNION], -1, 0)
+    up = 1.0 - 2.0 * (qx**2 + qy**2)  # the z component of the torso's z axis in the world frame
+    moved = np.linalg.norm(observations[:, list(XY_DIMS)] - xy_before, axis=-1)
+    return ["overturned" if u < 0 else "stuck" if m < STUCK_DISTANCE else "timed-out" for u, m in zip(up, moved)]
 
 
 def make_expert_env() -> gym.Env:
@@ -79,6 +94,9 @@ class AntMazeFamily(OGBenchMazeFamily):
 
     name = "ogbench-antmaze"
     agent = "antmaze"
+
+    def eval_task(self, name: str, multi_goal: bool = False, task: int | None = None) -> EvalTask:
+        return dataclasses.replace(super().eval_task(name, multi_goal, task), failure_kinds=failure_kinds)
 
     def planner_facts(self, env_id: str) -> dict:
         return {"position_dims": XY_DIMS, "velocity_dims": XY_VELOCITY_DIMS, "action_mode": "diffused", "hold_radius": 0.0}

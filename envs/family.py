@@ -48,6 +48,9 @@ class MazeLayout:
         return np.asarray(positions)[..., list(self.across_down)]
 
 
+TAIL_STEPS = 100  # how far back `EvalTask.failure_kinds` looks to tell a stuck agent from a moving one
+
+
 @dataclass(frozen=True)
 class EvalTask:
     """What `dfplanner.evaluation.rollout.evaluate` runs: `steps`-step episodes in envs from `make_env`,
@@ -63,6 +66,9 @@ class EvalTask:
     reset_options: Callable[[int], dict] | None = None  # episode index -> its reset options (OGBench: its task)
     has_goal: bool = True  # False: an env without goal or success (returns only)
     make_render_env: Callable[[], gym.Env] | None = None  # an env with rgb_array frames, for --video; None: none
+    # Why each episode that missed its goal failed, for the eval JSON: (final observations (B, obs_dim),
+    # xy TAIL_STEPS steps before the end (B, 2)) -> one word each. None: the family does not say.
+    failure_kinds: Callable[[np.ndarray, np.ndarray], list[str]] | None = None
 
     @cached_property
     def spaces(self) -> tuple[gym.spaces.Box, gym.spaces.Box]:

@@ -55,6 +55,16 @@ def test_random_ant_episodes_report_per_task_success_and_the_goal_xy():
     assert set(result["per_task"]) == {"1", "2"} and result["success_rate"] == 0.0
     targets = np.array([e["target"] for e in result["per_episode"]])
     assert targets.shape == (2, 2) and np.linalg.norm(targets - np.array([e["start"] for e in result["per_episode"]]), axis=1).min() > 4
+    assert sum(result["failures"].values()) == 2 and all(e["failure"] in result["failures"] for e in result["per_episode"])
+
+
+def test_missed_goals_are_told_apart_by_the_torso_and_the_last_steps():
+    upright, upside_down = np.zeros(29), np.zeros(29)
+    upright[3], upside_down[4] = 1.0, 1.0  # torso quaternions (w, x, y, z): identity, and half a turn about x
+    walked = upright.copy()
+    walked[:2] = [3.0, 0.0]
+    kinds = antmaze.failure_kinds(np.stack([upright, upside_down, walked]), np.zeros((3, 2)))
+    assert kinds == ["stuck", "overturned", "timed-out"]
 
 
 def test_missing_expert_is_a_one_line_error(tmp_path, monkeypatch):
@@ -124,15 +134,15 @@ def test_sac_expert_trains_resumes_and_exports_what_it_acts_with(tmp_path):
     assert evaluate_actor(ExpertActor(actor_path), antmaze.make_expert_env, episodes=1, seed=0) == scores  # directions seeded too
 
 
-def test_shipped_ant_planner_walks_to_the_goal_through_its_inverse_dynamics_head(tmp_path):
-    """`dfplan eval --env antmaze-medium-navigate-v0` out of the box: the shipped planner's torques
-    come from its inverse-dynamics head on the planned states, and the ant reaches task 5's goal
-    (across the maze) in both episodes."""
+@pytest.mark.parametrize("name", ["antmaze-medium-navigate-v0", "antmaze-large-navigate-v0"])
+def test_shipped_ant_planner_walks_to_the_goal_through_its_inverse_dynamics_head(tmp_path, name):
+    """`dfplan eval --env NAME` out of the box: the shipped planner's torques come from its
+    inverse-dynamics head on the planned states, and the ant reaches task 5's goal (across the maze)
+    in both episodes."""
     from dfplanner.cli import main
 
     out = tmp_path / "result.json"
-    assert main(["eval", "--env", "antmaze-medium-navigate-v0", "--task", "5", "--episodes", "2", "--batch-size", "2",
-                 "--json", str(out)]) == 0
+    assert main(["eval", "--env", name, "--task", "5", "--episodes", "2", "--batch-size", "2", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["planner"]["action_mode"] == "inverse" and result["planner"]["route_traffic"] > 0  # lane-keeping routes
     assert result["success_rate"] == 1.0

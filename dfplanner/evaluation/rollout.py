@@ -12,6 +12,7 @@ elsewhere raw returns only).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dfplanner.envs import family_of
-from dfplanner.envs.family import EvalTask, Policy
+from dfplanner.envs.family import TAIL_STEPS, EvalTask, Policy
 from dfplanner.errors import DfplannerError
 
 
@@ -90,10 +91,15 @@ class _Tally:
         self.success = np.zeros(episodes, dtype=bool)
         self.starts = np.empty((episodes, 2))
         self.targets = np.empty((episodes, 2))
+        self.failure = [""] * episodes  # why an episode missed its goal, where the family says (EvalTask.failure_kinds)
+        self.xy_before_end = np.empty((episodes, 2))  # the xy TAIL_STEPS steps before the episode's end
+        self.tail_start = max(steps - TAIL_STEPS, 0)
         self.first_kept = episodes - min(trajectories, episodes)  # the xy paths of the last episodes only
         self.xy = np.empty((episodes - self.first_kept, steps + 1, 2), dtype=np.float32) if trajectories else None
 
     def keep_xy(self, index: np.ndarray, t: int, observations: np.ndarray) -> None:
+        if t == self.tail_start:
+            self.xy_before_end[index] = observations[:, :2]
         if self.xy is not None:
             kept = index >= self.first_kept
             self.xy[index[kept] - self.first_kept, t] = observations[kept, :2]
@@ -124,6 +130,10 @@ def _run_batch(task: EvalTask, policy: Policy, envs: list[gym.Env], index: np.nd
                 tally.success[index[j]], tally.first_reach[index[j]] = True, t + 1
         tally.keep_xy(index, t + 1, observations)
         bar.update(len(envs))
+    failed = np.flatnonzero(~tally.success[index]) if task.has_goal and task.failure_kinds is not None else []
+    if len(failed):
+        for i, kind in zip(index[failed], task.failure_kinds(observations[failed], tally.xy_before_end[index[failed]])):
+            tally.failure[i] = kind
     return policy_time
 
 
@@ -194,11 +204,14 @@ def _summary(task: EvalTask, policy: Policy, tally: _Tally, seed: int, batch_siz
                 "normalized_score": None if scores is None else float(scores[i]),
                 **({"success": bool(tally.success[i]), "first_reach": int(tally.first_reach[i]),
                     "start": tally.starts[i].tolist(), "target": tally.targets[i].tolist()} if task.has_goal else {}),
+                **({"failure": tally.failure[i]} if tally.failure[i] else {}),
                 **(_options(task, i) or {}),
             }
             for i in range(episodes)
         ],
     }
+    if task.has_goal and task.failure_kinds is not None:
+        result["failures"] = dict(sorted(Counter(kind for kind in tally.failure if kind).items()))
     if task.reset_options is not None:
         result["per_task"] = per_task_success([_options(task, i)["task_id"] for i in range(episodes)], tally.success)
     return result
