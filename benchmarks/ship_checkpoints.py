@@ -19,7 +19,8 @@ def main() -> None:
     for path in sorted(SHIPPED_DIR.glob("*.json")):
         env_id = read_json(path)["env_id"]
         family = family_of(env_id)
-        name = family.config_name(env_id)
+        name = family.config_name(env_id)  # the name the recipe knows (maze2d-large), unless it is a family's shared config
+        name = name if family.recognises(name) else env_id
         dataset = family.default_dataset(env_id)
         trained_on = {"dataset": dataset.name, "recipe": f"dfplan data generate --env {name} --seed {DATA_SEED}", "seed": DATA_SEED}
         record_digest(path, **{TRAINED_ON_KEY: trained_on})
