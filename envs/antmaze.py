@@ -99,7 +99,8 @@ class AntMazeFamily(OGBenchMazeFamily):
         return dataclasses.replace(super().eval_task(name, multi_goal, task), failure_kinds=failure_kinds)
 
     def planner_facts(self, env_id: str) -> dict:
-        return {"position_dims": XY_DIMS, "velocity_dims": XY_VELOCITY_DIMS, "action_mode": "diffused", "hold_radius": 0.0}
+        return {"position_dims": XY_DIMS, "velocity_dims": XY_VELOCITY_DIMS, "upright_dims": tuple(range(29)[TORSO_QUATERNION]),
+                "action_mode": "diffused", "hold_radius": 0.0}
 
     def action_bounds(self, env_id: str) -> tuple[np.ndarray, np.ndarray]:
         return np.full(ACT_DIM, -1.0), np.full(ACT_DIM, 1.0)

@@ -45,6 +45,7 @@ def test_antmaze_names_belong_to_the_ant_family_and_run_ogbench_s_protocol():
     assert [task.reset_options(i) for i in range(2)] == [{"task_id": 2}] * 2
     facts = planner_facts("antmaze-large-navigate-v0")
     assert facts["action_mode"] == "diffused" and facts["position_dims"] == (0, 1) and facts["velocity_dims"] == (15, 16)
+    assert facts["upright_dims"] == (3, 4, 5, 6)  # qpos[3:7], the torso's quaternion after its xyz
     with pytest.raises(DfplannerError, match="unknown OGBench name 'antmaze-huge-navigate-v0'"):
         eval_task("antmaze-huge-navigate-v0")
 
@@ -134,7 +135,7 @@ def test_sac_expert_trains_resumes_and_exports_what_it_acts_with(tmp_path):
     assert evaluate_actor(ExpertActor(actor_path), antmaze.make_expert_env, episodes=1, seed=0) == scores  # directions seeded too
 
 
-@pytest.mark.parametrize("name", ["antmaze-medium-navigate-v0", "antmaze-large-navigate-v0"])
+@pytest.mark.parametrize("name", ["antmaze-medium-navigate-v0", "antmaze-large-navigate-v0", "antmaze-giant-navigate-v0"])
 def test_shipped_ant_planner_walks_to_the_goal_through_its_inverse_dynamics_head(tmp_path, name):
     """`dfplan eval --env NAME` out of the box: the shipped planner's torques come from its
     inverse-dynamics head on the planned states, and the ant reaches task 5's goal (across the maze)

@@ -141,6 +141,25 @@ def test_reward_to_go_cost_and_its_errors():
         make_cost("speed")
 
 
+def test_tilt_cost_is_zero_upright_grows_with_the_tilt_and_adds_to_the_goal_cost():
+    from dfplanner.planning.costs import Tilt, make_cost
+
+    def plan(angle: float, scale: float = 1.0) -> dict:  # the body rolled by `angle` about x, its quaternion scaled
+        obs = torch.zeros(1, 3, 6)
+        obs[..., 2], obs[..., 3] = scale * np.cos(angle / 2), scale * np.sin(angle / 2)
+        return {"observation": obs}
+
+    tilt = Tilt((2, 3, 4, 5))
+    values = [tilt(plan(a), None).item() for a in (0.0, np.pi / 4, np.pi / 2, np.pi)]
+    assert values[0] == pytest.approx(0.0, abs=1e-6) and values[-1] == pytest.approx(6.0)  # 3 steps, each 2 upside down
+    assert values == sorted(values) and values[2] == pytest.approx(3.0)  # on its side: up axis z = 0
+    assert tilt(plan(np.pi / 2, 3.0), None).item() == pytest.approx(3.0)  # a planned quaternion need not be unit
+    cost = make_cost("goal", (0, 1), upright_weight=2.0, upright_dims=(2, 3, 4, 5))
+    assert cost(plan(np.pi), torch.zeros(1, 2)).item() == pytest.approx(12.0)  # at the goal: only the weighted tilt
+    with pytest.raises(DfplannerError, match="upright_dims"):
+        make_cost("goal", (0, 1), upright_weight=1.0)
+
+
 def test_set_goal_replans_at_the_next_token_towards_the_new_goal(point_model):
     planner = make_planner(point_model, scale=1.0, replan_every=40)
     obs = starts(8)

@@ -89,7 +89,8 @@ class DiffusionForcingPlanner:
         self.precision = precision
         self.trained.model.to(self.device).eval()
         self._check_settings()
-        self.cost = make_cost(cost if cost is not None else self.settings.cost, self.settings.position_dims)
+        s = self.settings
+        self.cost = make_cost(cost if cost is not None else s.cost, s.position_dims, s.upright_weight, s.upright_dims)
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.history: EpisodeHistory | None = None
         self._last_rows: np.ndarray | None = None
@@ -101,9 +102,9 @@ class DiffusionForcingPlanner:
         needs = {"pd": "observation", "diffused": "action", "inverse": "observation"}[s.action_mode]
         if needs not in layout.channels:
             raise DfplannerError(f"action_mode {s.action_mode!r} needs the {needs} channel in the model's tokens")
-        dims = s.position_dims + s.velocity_dims
+        dims = s.position_dims + s.velocity_dims + s.upright_dims
         if any(not 0 <= d < layout.obs_dim for d in dims):
-            raise DfplannerError(f"position_dims / velocity_dims {dims} must lie in [0, {layout.obs_dim}) for this model")
+            raise DfplannerError(f"position_dims / velocity_dims / upright_dims {dims} must lie in [0, {layout.obs_dim}) for this model")
         if s.route_lookahead > 0 and self.trained.routes is None and s.cost == "goal":
             warnings.warn("this checkpoint has no routes beside it (NAME.routes.safetensors), so plans aim straight at the goal; "
                           "`dfplan routes --checkpoint CHECKPOINT` makes them from its training data", stacklevel=3)

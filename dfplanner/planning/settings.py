@@ -17,7 +17,7 @@ the best value depends on the env, the defaults are not the best and the family 
 the horizon (default 20; maze2d and OGBench PointMaze ship 5), `track_ahead` (default 0: how far ahead
 to aim depends on the dynamics; maze2d and OGBench PointMaze set 15, on the tests' damped point it
 overshoots), `route_lookahead` (OGBench PointMaze sets 20) and `route_traffic` (default 0, the shortest
-routes, which graze wall corners: a point mass does not mind, an ant falls over; AntMaze sets 0.5). The `dfplan eval` / `dfplan plan` flags
+routes, which graze wall corners: a point mass does not mind, an ant falls over; the AntMaze configs set 1 or 2). The `dfplan eval` / `dfplan plan` flags
 are generated from the fields' metadata. Settings are frozen: change them with `dataclasses.replace`
 (which validates again), never on a built planner.
 """
@@ -74,6 +74,9 @@ class PlannerSettings:
     position_dims: tuple[int, ...] = _setting((), "observation dimensions holding the position (goal cost, PD)", flag=False)
     velocity_dims: tuple[int, ...] = _setting((), "observation dimensions holding the velocity (PD)", flag=False)
     cost: str = _setting("goal", "what guidance minimizes", COST_NAMES)
+    upright_weight: float = _setting(0.0, "add this times the planned body's tilt (1 - its up axis z, per step) to the cost (0: off; "
+                                     "dfplanner.planning.costs.Tilt)")
+    upright_dims: tuple[int, ...] = _setting((), "observation dimensions holding the body's orientation quaternion w, x, y, z (tilt cost)", flag=False)
     route_lookahead: int = _setting(40, "aim the cost this many recorded steps along the training data's route to the goal (0: straight at the goal; dfplanner.planning.routes)")
     route_traffic: float = _setting(0.0, "routes prefer links the data took often: each costs length x (median count / count)^this (0: the shortest; dfplanner.planning.routes)")
     hold_radius: float = _setting(0.5, "from its first step this near the goal, a plan holds the goal at rest (0: off; dfplanner.planning.goal_hold)")
@@ -86,7 +89,7 @@ class PlannerSettings:
     eta: float = _setting(0.0, "DDIM eta: 0 deterministic, 1 the DDPM posterior")
 
     def __post_init__(self) -> None:
-        for name in ("pd_gains", "position_dims", "velocity_dims"):
+        for name in ("pd_gains", "position_dims", "velocity_dims", "upright_dims"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         self._check_choices()
         self._check_numbers()
@@ -107,7 +110,7 @@ class PlannerSettings:
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= high:
                 raise DfplannerError(f"{name} must be an integer in {low}..{high:,}, got {value!r}")
         for name, low, high in (("uncertainty", 0, math.inf), ("guidance_scale", 0, math.inf), ("plan_pull", 0, math.inf), ("eta", 0, 1), ("hold_radius", 0, math.inf),
-                                ("route_traffic", 0, math.inf)):
+                                ("route_traffic", 0, math.inf), ("upright_weight", 0, math.inf)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high or not math.isfinite(value):
                 raise DfplannerError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
