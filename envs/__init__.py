@@ -11,7 +11,7 @@ import numpy as np
 
 from collections.abc import Callable
 
-from dfplanner.envs import antmaze, maze2d, ogbench, pointmaze, registered
+from dfplanner.envs import antmaze, maze2d, minari, ogbench, registered
 from dfplanner.envs.family import EnvFamily
 from dfplanner.envs.layouts import MAZES, MazeSpec, cell_to_pos, maze_spec, pos_to_cell, resolve_env_id
 from dfplanner.errors import DfplannerError
@@ -27,7 +27,7 @@ for _spec in MAZES.values():
 
 # In order: the first family that recognises a name owns it. Any registered gymnasium id comes last,
 # since the other families' envs are registered with gymnasium too.
-FAMILIES: tuple[EnvFamily, ...] = (maze2d.FAMILY, ogbench.FAMILY, antmaze.FAMILY, pointmaze.FAMILY, registered.FAMILY)
+FAMILIES: tuple[EnvFamily, ...] = (maze2d.FAMILY, ogbench.FAMILY, antmaze.FAMILY, minari.FAMILY, registered.FAMILY)
 # The experts that make data (`dfplan expert train --env NAME`): name -> the env it is trained in.
 EXPERTS: dict[str, Callable[[], gymnasium.Env]] = {antmaze.EXPERT_NAME: antmaze.make_expert_env}
 

@@ -10,14 +10,11 @@ The maze is recognised from the ``maze_map`` of the env spec; only the three D4R
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 
-from dfplanner.envs.family import EnvFamily, EvalTask
 from dfplanner.envs.layouts import MAZES, MazeSpec
 from dfplanner.errors import DfplannerError
 
@@ -83,67 +80,6 @@ class PointMazeInD4rlFrame(gym.Wrapper):
         return obs, float(reward), terminated, truncated, info
 
 
-MINARI_PREFIX = "minari:"
-
-
-class MinariPointMazeFamily(EnvFamily):
-    """``minari:ID``: the env a local gymnasium-robotics PointMaze dataset recovers, seen in D4RL's frame.
-    Once recovered it is a maze2d maze for every other purpose (the checkpoint, the oracle, the picture),
-    so its task belongs to the maze2d family; only its episodes (length, goals) are its own, and its
-    returns are reported raw."""
-
-    name = "minari-pointmaze"
-    names = "minari:ID (the env its PointMaze dataset recovers)"
-
-    def recognises(self, name: str) -> bool:
-        return name.startswith(MINARI_PREFIX)
-
-    def env_id(self, name: str) -> str:
-        return self.eval_task(name).env_id
-
-    def eval_task(self, name: str, multi_goal: bool = False, task: int | None = None) -> EvalTask:
-        from dfplanner.data.datasets import open_minari
-        from dfplanner.envs.maze2d import FAMILY as MAZE2D
-
-        if task is not None:
-            raise DfplannerError(f"--task K picks one of OGBench's evaluation tasks; {name} has none")
-        if multi_goal:
-            raise DfplannerError(f"{name}: --multi-goal is for maze2d; a PointMaze env draws its own goal at every reset")
-        maze, make_env, steps = recovered_envs(open_minari(name.removeprefix(MINARI_PREFIX)), name)
-        return EvalTask(name, maze.env_id, MAZE2D, make_env, steps, multi_goal=True)
-
-    def planner_facts(self, env_id: str) -> dict:
-        from dfplanner.envs.maze2d import FAMILY as MAZE2D
-
-        return MAZE2D.planner_facts(env_id)
-
-
-FAMILY = MinariPointMazeFamily()
-
-
-def recovered_envs(dataset, where: str) -> tuple[MazeSpec, Callable[[], gym.Env], int]:
-    """The maze, a factory of evaluation envs and the episode length of an opened Minari PointMaze dataset.
-
-    The envs are Minari's ``recover_environment(eval_env=True)`` (the dataset's own env when it names
-    no evaluation env), wrapped into D4RL's frame."""
-    try:
-        with warnings.catch_warnings():  # it warns about its Adroit envs on import
-            warnings.simplefilter("ignore")
-            import gymnasium_robotics  # noqa: F401  (the recovered env's entry point)
-    except ImportError:
-        raise DfplannerError(f"{where}: evaluation needs the optional gymnasium-robotics: pip install 'dfplanner[robotics]'") from None
-
-    def recover() -> gym.Env:
-        with warnings.catch_warnings():  # minari warns about requirements and a missing evaluation env
-            warnings.simplefilter("ignore")
-            return dataset.recover_environment(eval_env=True)
-
-    probe = recover()
-    space, spec = probe.observation_space, probe.spec
-    probe.close()
-    if not isinstance(space, gym.spaces.Dict) or not {"observation", "desired_goal"} <= set(space.spaces):
-        raise DfplannerError(f"{where}: evaluation needs a goal-conditioned PointMaze env (dict observations with desired_goal)")
-    maze = pointmaze_maze(spec, where)
-    if spec.max_episode_steps is None:
-        raise DfplannerError(f"{where}: its env spec has no max_episode_steps, so episodes have no length")
-    return maze, lambda: PointMazeInD4rlFrame(recover(), maze), spec.max_episode_steps
+def is_goal_maze(space: gym.Space) -> bool:
+    """Whether a recovered env's observations are gymnasium-robotics' goal-conditioned dicts (PointMaze's)."""
+    return isinstance(space, gym.spaces.Dict) and {"observation", "desired_goal"} <= set(space.spaces)

@@ -1,4 +1,5 @@
-"""Any other env registered with gymnasium (e.g. ``Pendulum-v1``): no goal, no success, returns only.
+"""Any other env registered with gymnasium (e.g. ``Pendulum-v1``): no goal, no success: returns, and
+D4RL's normalized score for its MuJoCo locomotion envs.
 
 The planner cannot know which observation dimensions are positions there, so it executes its diffused
 actions (no PD tracking) and its guidance maximizes the predicted reward: the model must be trained
@@ -6,6 +7,8 @@ with the reward channel, which the config family file ``envs/configs/gymnasium.t
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -29,14 +32,36 @@ def make(env_id: str) -> gym.Env:
         raise DfplannerError(f"gymnasium could not make {env_id}: {type(error).__name__}: {error}") from None
 
 
-def spaces(env_id: str) -> tuple[gym.spaces.Box, gym.spaces.Box]:
-    """The env's observation and action spaces, which must be flat boxes (the planner's tokens are vectors)."""
-    env = make(env_id)
-    env.close()
+def flat_spaces(env: gym.Env, where: str) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+    """An env's observation and action spaces, which must be flat boxes (the planner's tokens are vectors)."""
     for name, space in (("observation", env.observation_space), ("action", env.action_space)):
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-            raise DfplannerError(f"{env_id}: the planner needs a flat Box {name} space, it has {space}")
+            raise DfplannerError(f"{where}: the planner needs a flat Box {name} space, it has {space}")
     return env.observation_space, env.action_space
+
+
+def spaces(env_id: str) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+    """The registered env's flat observation and action spaces, or a one-line error."""
+    env = make(env_id)
+    env.close()
+    return flat_spaces(env, env_id)
+
+
+# D4RL's reference returns (d4rl/infos.py, REF_MIN_SCORE / REF_MAX_SCORE: a random policy's and an expert's
+# on the -v2 MuJoCo locomotion tasks): score = 100 (R - random) / (expert - random). Applied to any version
+# of these envs; gymnasium's -v5 differ slightly from D4RL's -v2 (mujoco instead of mujoco-py, contact
+# forces out of Ant's observations), so a -v5 score is close to, not the same as, a D4RL one.
+D4RL_REFERENCE_RETURNS = {"HalfCheetah": (-280.178953, 12135.0), "Hopper": (-20.272305, 3234.3),
+                          "Walker2d": (1.629008, 4592.3), "Ant": (-325.6, 3879.7)}
+
+
+def d4rl_normalizer(env_id: str) -> Callable[[float], float] | None:
+    """Return -> D4RL's normalized score for its locomotion envs (any version), None for any other env."""
+    reference = D4RL_REFERENCE_RETURNS.get(env_id.split("-")[0])
+    if reference is None:
+        return None
+    random, expert = reference
+    return lambda ret: 100.0 * (ret - random) / (expert - random)
 
 
 # Reward guidance is off until asked for (--guidance-scale): on Pendulum-v1, from one noisy swing-up
@@ -68,7 +93,7 @@ class RegisteredFamily(EnvFamily):
         env.close()
         if steps is None:
             raise DfplannerError(f"{name} has no max_episode_steps: register it with an episode length to evaluate it")
-        return EvalTask(name, name, self, lambda: make(name), steps, multi_goal=False, has_goal=False)
+        return EvalTask(name, name, self, lambda: make(name), steps, multi_goal=False, normalize=d4rl_normalizer(name), has_goal=False)
 
     def planner_facts(self, env_id: str) -> dict:
         """Reward cost, diffused actions clipped to the action space's bound, no goal hold."""

@@ -10,7 +10,8 @@ import dfplanner
 from dfplanner.training.checkpoint import load_trained_model
 from dfplanner.cli import main
 from dfplanner.envs.layouts import MAZES
-from dfplanner.envs.pointmaze import FAMILY, PointMazeFrame, PointMazeInD4rlFrame
+from dfplanner.envs.minari import FAMILY
+from dfplanner.envs.pointmaze import PointMazeFrame, PointMazeInD4rlFrame
 from dfplanner.evaluation.rollout import episode_seed
 from tiny_config import tiny_config
 
