@@ -136,7 +136,8 @@ def test_sac_expert_trains_resumes_and_exports_what_it_acts_with(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["antmaze-medium-navigate-v0", "antmaze-large-navigate-v0", "antmaze-giant-navigate-v0",
-                                  "antmaze-medium-stitch-v0"])
+                                  "antmaze-medium-stitch-v0", "antmaze-large-stitch-v0",
+                                  "antmaze-giant-stitch-v0"])
 def test_shipped_ant_planner_walks_to_the_goal_through_its_inverse_dynamics_head(tmp_path, name):
     """`dfplan eval --env NAME` out of the box: the shipped planner's torques come from its
     inverse-dynamics head on the planned states, and the ant reaches task 5's goal (across the maze)
